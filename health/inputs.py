@@ -1,0 +1,183 @@
+"""Set-based reads that feed the scoring arithmetic.
+
+Every function here costs a fixed number of queries whatever the number of
+customers it is given, so a chunk of a thousand customers costs what a chunk
+of ten does (tests pin the count).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from django.db.models import Max, Q
+
+from health.models import (
+    Customer,
+    Interaction,
+    Measure,
+    MetricReading,
+    NpsResponse,
+    Opportunity,
+    Pulse,
+    ScoreModel,
+    Ticket,
+)
+from health.scoring import (
+    Activity,
+    ComponentSpec,
+    MeasureSpec,
+    ModelSpec,
+    end_of_day,
+    window_start,
+)
+
+
+def load_model_spec(model: ScoreModel) -> ModelSpec:
+    """The plain description of a stored model. Two queries."""
+    components = list(model.components.select_related("replaces").order_by("id"))
+    measures = defaultdict(list)
+    for measure in (
+        Measure.objects.filter(component__model=model)
+        .select_related("metric")
+        .order_by("id")
+    ):
+        measures[measure.component_id].append(
+            MeasureSpec(
+                metric=measure.metric.key,
+                weight=measure.weight,
+                curve=tuple((float(v), float(p)) for v, p in measure.curve),
+                derived=measure.metric.source == "derived",
+                freshness_days=measure.freshness_days,
+            )
+        )
+
+    return ModelSpec(
+        components=tuple(
+            ComponentSpec(
+                key=c.key,
+                name=c.name,
+                weight=c.weight,
+                measures=tuple(measures[c.id]),
+                replaces=c.replaces.key if c.replaces else None,
+            )
+            for c in components
+        ),
+        min_coverage=model.min_coverage,
+        band_limits=(
+            0.0,
+            model.band_unhealthy,
+            model.band_neutral,
+            model.band_healthy,
+            model.band_very_healthy,
+        ),
+        id=model.pk,
+        label=model.label,
+    )
+
+
+def active_models() -> dict[str, ScoreModel]:
+    """Active models by segment; the default one under "". One query."""
+    return {
+        m.segment: m for m in ScoreModel.objects.filter(status=ScoreModel.Status.ACTIVE)
+    }
+
+
+def scorable_customers(as_of: date):
+    """Customers who were customers as of the date: started on or before it
+    (or unknown) and not churned on or before it."""
+    return Customer.objects.filter(
+        Q(customer_since__isnull=True) | Q(customer_since__lte=as_of),
+        Q(churned_on__isnull=True) | Q(churned_on__gt=as_of),
+    )
+
+
+def gather_readings(
+    customer_ids: Sequence[int], as_of: date, metrics: dict[str, int]
+) -> dict[int, dict[str, tuple[float, date]]]:
+    """The latest reading per customer and metric on or before the date and
+    inside the longest freshness window of that metric. One query."""
+    result: dict[int, dict[str, tuple[float, date]]] = defaultdict(dict)
+    if not metrics or not customer_ids:
+        return result
+
+    oldest = as_of - timedelta(days=max(metrics.values()))
+    rows = (
+        MetricReading.objects.filter(
+            customer_id__in=customer_ids,
+            metric__key__in=list(metrics),
+            observed_on__lte=as_of,
+            observed_on__gt=oldest,
+        )
+        .order_by("observed_on")
+        .values_list("customer_id", "metric__key", "value", "observed_on")
+    )
+    # Ordered by date, so the last row of each pair is its latest reading.
+    for customer_id, key, value, observed_on in rows.iterator(chunk_size=5000):
+        result[customer_id][key] = (value, observed_on)
+    return result
+
+
+def gather_activity(
+    customer_ids: Sequence[int], as_of: date, wanted: set[str]
+) -> dict[int, Activity]:
+    """Activity records that the wanted derived metrics need. At most eight
+    queries, only for the kinds of record the metrics use."""
+    activity: dict[int, Activity] = defaultdict(Activity)
+    if not customer_ids or not wanted:
+        return activity
+
+    end = end_of_day(as_of)
+    ids = list(customer_ids)
+
+    if wanted & {"median_hours_to_close", "escalations_90d"}:
+        start = window_start(as_of, 90)
+        tickets = Ticket.objects.filter(customer_id__in=ids, opened_at__lt=end)
+        recent = tickets.filter(Q(opened_at__gte=start) | Q(closed_at__gte=start))
+        for cid, opened, closed, escalated in recent.values_list(
+            "customer_id", "opened_at", "closed_at", "escalated"
+        ):
+            activity[cid].tickets.append((opened, closed, escalated))
+        for cid in tickets.values_list("customer_id", flat=True).distinct():
+            activity[cid].any_ticket = True
+
+    if "nps" in wanted:
+        start = window_start(as_of, 180)
+        for cid, contact, score, at in NpsResponse.objects.filter(
+            customer_id__in=ids, responded_at__gte=start, responded_at__lt=end
+        ).values_list("customer_id", "contact", "score", "responded_at"):
+            activity[cid].nps.append((contact, score, at))
+
+    if wanted & {"product_count", "renewal_count", "lost_opportunity_share"}:
+        for cid, *row in Opportunity.objects.filter(
+            customer_id__in=ids, created_on__lte=as_of
+        ).values_list(
+            "customer_id", "product", "kind", "stage", "created_on", "closed_on"
+        ):
+            activity[cid].opportunities.append(tuple(row))
+            activity[cid].any_opportunity = True
+
+    if wanted & {"days_since_interaction", "interaction_sentiment"}:
+        start = window_start(as_of, 90)
+        for cid, at, sentiment in Interaction.objects.filter(
+            customer_id__in=ids, occurred_at__gte=start, occurred_at__lt=end
+        ).values_list("customer_id", "occurred_at", "sentiment"):
+            activity[cid].interactions.append((at, sentiment))
+        if "days_since_interaction" in wanted:
+            for cid, last in (
+                Interaction.objects.filter(customer_id__in=ids, occurred_at__lt=end)
+                .values("customer_id")
+                .annotate(last=Max("occurred_at"))
+                .values_list("customer_id", "last")
+            ):
+                activity[cid].last_interaction_at = last
+
+    if "pulse" in wanted:
+        start = window_start(as_of, 60)
+        for cid, at, rating in Pulse.objects.filter(
+            customer_id__in=ids, entered_at__gte=start, entered_at__lt=end
+        ).values_list("customer_id", "entered_at", "rating"):
+            activity[cid].pulses.append((at, rating))
+
+    return activity

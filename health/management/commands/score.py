@@ -1,0 +1,71 @@
+"""Score every customer as of a date, or backfill a range of dates."""
+
+from datetime import date, timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+
+from health import jobs
+from health.management.commands._progress import ProgressLine
+from health.models import JobRun
+
+
+def iso_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise CommandError(f"{value!r} is not a date in YYYY-MM-DD form") from exc
+
+
+class Command(BaseCommand):
+    help = (
+        "Score all customers as of a date (default: today, UTC), or every "
+        "DAYS days from --from to --to."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--as-of", type=iso_date)
+        parser.add_argument("--from", dest="start", type=iso_date)
+        parser.add_argument("--to", dest="end", type=iso_date)
+        parser.add_argument("--every", type=int, default=1, metavar="DAYS")
+        parser.add_argument(
+            "--no-wait",
+            action="store_true",
+            help="With RQ: return once the jobs are queued.",
+        )
+
+    def handle(self, *args, as_of, start, end, every, no_wait, **options):
+        if as_of and (start or end):
+            raise CommandError("give either --as-of or --from and --to, not both")
+        if bool(start) != bool(end):
+            raise CommandError("--from and --to go together")
+        if every < 1:
+            raise CommandError("--every must be at least 1")
+
+        if start:
+            if end < start:
+                raise CommandError("--to is before --from")
+            dates = []
+            day = start
+            while day <= end:
+                dates.append(day)
+                day += timedelta(days=every)
+            label = f"Backfill {start} to {end} every {every}d ({len(dates)} dates)"
+        else:
+            dates = [as_of or jobs.today()]
+            label = f"Score as of {dates[0]}"
+
+        progress = ProgressLine(self.stdout, label)
+        kind = JobRun.Kind.SCORE_ALL if len(dates) == 1 else JobRun.Kind.BACKFILL
+        run = jobs.start_backfill(dates=dates, kind=kind, progress=progress)
+        if not no_wait:
+            run = jobs.wait_for(run, progress)
+        progress.finish()
+
+        if run.status == JobRun.Status.FAILED or run.status == JobRun.Status.STALE:
+            raise CommandError(f"run {run.pk} {run.status}: {run.error}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Run {run.pk}: {run.status}, {run.done:,} of {run.total:,} "
+                "customer-dates scored"
+            )
+        )

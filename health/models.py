@@ -1,0 +1,454 @@
+"""Customers, the inputs of their health score, the score models and the
+snapshots the scoring jobs write."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Band(models.TextChoices):
+    VERY_UNHEALTHY = "very_unhealthy", "Very unhealthy"
+    UNHEALTHY = "unhealthy", "Unhealthy"
+    NEUTRAL = "neutral", "Neutral"
+    HEALTHY = "healthy", "Healthy"
+    VERY_HEALTHY = "very_healthy", "Very healthy"
+    UNSCORED = "unscored", "Unscored"
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=200)
+    external_id = models.CharField(
+        "CRM account id", max_length=64, unique=True, help_text="The CRM account id."
+    )
+    support_id = models.CharField(
+        "support desk id", max_length=64, blank=True, default="", db_index=True
+    )
+    analytics_id = models.CharField(
+        "product analytics id", max_length=64, blank=True, default="", db_index=True
+    )
+    segment = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    arr = models.DecimalField("ARR", max_digits=14, decimal_places=2, default=0)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="customers",
+    )
+    customer_since = models.DateField(null=True, blank=True)
+    renewal_date = models.DateField(null=True, blank=True)
+    churned_on = models.DateField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Metric(models.Model):
+    class Source(models.TextChoices):
+        IMPORTED = "imported", "Imported (arrives as readings)"
+        DERIVED = "derived", "Derived (computed from activity records)"
+
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    unit = models.CharField(max_length=32, blank=True, default="")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    description = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ImportBatch(models.Model):
+    """One import of one file: who, when, what, and how it went."""
+
+    kind = models.CharField(max_length=32)
+    file_name = models.CharField(max_length=255, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    rows_new = models.PositiveIntegerField(default=0)
+    rows_updated = models.PositiveIntegerField(default=0)
+    rows_unchanged = models.PositiveIntegerField(default=0)
+    rows_skipped = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "import batches"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.file_name} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class MetricReading(models.Model):
+    class Source(models.TextChoices):
+        IMPORT = "import", "Import"
+        MANUAL = "manual", "Manual"
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="readings"
+    )
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT)
+    value = models.FloatField()
+    observed_on = models.DateField()
+    source = models.CharField(
+        max_length=16, choices=Source.choices, default=Source.IMPORT
+    )
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "metric", "observed_on"],
+                name="reading_unique_per_day",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id}={self.value} on {self.observed_on}"
+
+
+class Ticket(models.Model):
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="tickets"
+    )
+    external_id = models.CharField(max_length=64, unique=True)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    priority = models.CharField(max_length=32, blank=True, default="")
+    escalated = models.BooleanField(default=False)
+    satisfaction = models.FloatField(null=True, blank=True)
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer", "opened_at"]),
+            models.Index(fields=["customer", "closed_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class NpsResponse(models.Model):
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="nps_responses"
+    )
+    contact = models.CharField(max_length=254)
+    score = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True, default="")
+    responded_at = models.DateTimeField()
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        verbose_name = "NPS response"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "contact", "responded_at"],
+                name="nps_unique_response",
+            ),
+            models.CheckConstraint(
+                condition=Q(score__gte=0, score__lte=10), name="nps_score_0_10"
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "responded_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.contact}: {self.score}"
+
+
+class Opportunity(models.Model):
+    class Kind(models.TextChoices):
+        NEW = "new", "New"
+        RENEWAL = "renewal", "Renewal"
+        UPSELL = "upsell", "Upsell"
+        CROSS_SELL = "cross_sell", "Cross-sell"
+
+    class Stage(models.TextChoices):
+        OPEN = "open", "Open"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="opportunities"
+    )
+    external_id = models.CharField(max_length=64, unique=True)
+    product = models.CharField(max_length=120, blank=True, default="")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    stage = models.CharField(max_length=8, choices=Stage.choices)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    created_on = models.DateField()
+    closed_on = models.DateField(null=True, blank=True)
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        verbose_name_plural = "opportunities"
+        indexes = [models.Index(fields=["customer", "created_on"])]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Interaction(models.Model):
+    class Kind(models.TextChoices):
+        CALL = "call", "Call"
+        MEETING = "meeting", "Meeting"
+        QBR = "qbr", "QBR"
+        EMAIL = "email", "Email"
+        OTHER = "other", "Other"
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="interactions"
+    )
+    csm = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    occurred_at = models.DateTimeField()
+    sentiment = models.SmallIntegerField(
+        choices=[(-1, "Negative"), (0, "Neutral"), (1, "Positive")], default=0
+    )
+    summary = models.TextField(blank=True, default="")
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [models.Index(fields=["customer", "occurred_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sentiment__gte=-1, sentiment__lte=1),
+                name="interaction_sentiment_range",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.occurred_at:%Y-%m-%d}"
+
+
+class Pulse(models.Model):
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="pulses"
+    )
+    csm = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    rating = models.PositiveSmallIntegerField()
+    note = models.TextField(blank=True, default="")
+    entered_at = models.DateTimeField()
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-entered_at"]
+        indexes = [models.Index(fields=["customer", "entered_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__gte=1, rating__lte=5), name="pulse_rating_1_5"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rating}/5 on {self.entered_at:%Y-%m-%d}"
+
+
+class ScoreModel(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    name = models.CharField(max_length=120)
+    version = models.PositiveIntegerField(default=1)
+    status = models.CharField(
+        max_length=8, choices=Status.choices, default=Status.DRAFT
+    )
+    segment = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="Empty: the default model, for customers of any other segment.",
+    )
+    min_coverage = models.FloatField(default=0.5)
+    band_unhealthy = models.FloatField("unhealthy from", default=20)
+    band_neutral = models.FloatField("neutral from", default=40)
+    band_healthy = models.FloatField("healthy from", default=60)
+    band_very_healthy = models.FloatField("very healthy from", default=80)
+    note = models.TextField(blank=True, default="", help_text="What changed and why.")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "version"], name="score_model_unique_version"
+            ),
+            # One active default model (segment ""), at most one per segment.
+            models.UniqueConstraint(
+                fields=["segment"],
+                condition=Q(status="active"),
+                name="score_model_one_active_per_segment",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.status != self.Status.DRAFT
+
+
+class Component(models.Model):
+    model = models.ForeignKey(
+        ScoreModel, on_delete=models.CASCADE, related_name="components"
+    )
+    key = models.SlugField(max_length=64)
+    name = models.CharField(max_length=120)
+    weight = models.FloatField(help_text="Percent of the overall score.")
+    replaces = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replaced_by",
+        help_text="When this component is present, it takes the weight of "
+        "the one it replaces and that one is left out.",
+    )
+
+    class Meta:
+        ordering = ["model", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "key"], name="component_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Measure(models.Model):
+    component = models.ForeignKey(
+        Component, on_delete=models.CASCADE, related_name="measures"
+    )
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT)
+    weight = models.FloatField(help_text="Relative weight within its component.")
+    freshness_days = models.PositiveIntegerField(
+        default=90, help_text="Imported readings older than this are stale."
+    )
+    curve = models.JSONField(
+        help_text="A list of [value, points] pairs, values strictly increasing."
+    )
+
+    class Meta:
+        ordering = ["component", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["component", "metric"], name="measure_unique_metric"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component.key}.{self.metric_id}"
+
+
+class ScoreSnapshot(models.Model):
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="snapshots"
+    )
+    model = models.ForeignKey(
+        ScoreModel, on_delete=models.PROTECT, related_name="snapshots"
+    )
+    as_of = models.DateField()
+    score = models.FloatField(null=True, blank=True)
+    band = models.CharField(max_length=16, choices=Band.choices)
+    coverage = models.FloatField()
+    breakdown = models.JSONField(default=dict)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "model", "as_of"], name="snapshot_unique_day"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["customer", "as_of"]),
+            models.Index(fields=["as_of", "band"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.as_of}: {self.score} ({self.band})"
+
+
+class JobRun(models.Model):
+    """A long job as the UI and commands see it: what, how far, how it ended.
+
+    Progress counts customers (or dates, for a backfill)."""
+
+    class Kind(models.TextChoices):
+        SCORE_ALL = "score_all", "Score all"
+        SCORE_CUSTOMERS = "score_customers", "Score customers"
+        BACKFILL = "backfill", "Backfill"
+        NIGHTLY = "nightly", "Nightly score"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        STALE = "stale", "Stale (worker lost)"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.QUEUED
+    )
+    params = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["kind", "status", "finished_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> str:
+        return f"{self.done} / {self.total}"

@@ -1,0 +1,212 @@
+"""Every write of the ``health`` app: scores, job runs, CSM activity.
+
+Views, admin actions, commands and jobs call these functions and hold no
+business logic of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from health.inputs import (
+    active_models,
+    gather_activity,
+    gather_readings,
+    load_model_spec,
+    scorable_customers,
+)
+from health.models import JobRun, ScoreModel, ScoreSnapshot
+from health.scoring import ModelSpec, derive_metrics, score_customer
+from health.signals import band_changed
+
+logger = logging.getLogger(__name__)
+
+
+# --- Scoring ------------------------------------------------------------------
+
+
+def model_for_segment(models: dict[str, ScoreModel], segment: str) -> ScoreModel:
+    model = models.get(segment) or models.get("")
+    if model is None:
+        raise ScoreModel.DoesNotExist("no active default score model")
+    return model
+
+
+def score_customers(
+    *,
+    customer_ids: Sequence[int],
+    as_of: date,
+    announce: bool = True,
+    model: ScoreModel | None = None,
+) -> int:
+    """Score the given customers as of ``as_of`` and upsert their snapshots in
+    one transaction; return how many were scored.
+
+    Customers who were not customers on that date are skipped and lose any
+    snapshot of that date. Each customer is scored by the active model of its
+    segment, else the default one, unless ``model`` names one. Costs a fixed
+    number of queries (about twelve) whatever the number of customers, so it
+    is safe to run again: a rerun replaces the day's snapshots.
+
+    With ``announce``, ``band_changed`` goes out after commit for every
+    customer whose band at its newest date changed.
+    """
+    ids = list(customer_ids)
+    if not ids:
+        return 0
+
+    models = {"": model} if model else active_models()
+    specs: dict[int, ModelSpec] = {m.pk: load_model_spec(m) for m in models.values()}
+
+    earlier = ScoreSnapshot.objects.filter(
+        customer=OuterRef("pk"), as_of__lt=as_of
+    ).order_by("-as_of", "-computed_at")
+    later = ScoreSnapshot.objects.filter(customer=OuterRef("pk"), as_of__gt=as_of)
+    customers = list(
+        scorable_customers(as_of)
+        .filter(pk__in=ids)
+        .annotate(
+            previous_band=Subquery(earlier.values("band")[:1]),
+            has_later=Exists(later),
+        )
+        .values_list("pk", "segment", "previous_band", "has_later")
+    )
+
+    imported: dict[str, int] = {}
+    derived: set[str] = set()
+    for spec in specs.values():
+        for key, days in spec.imported_metrics.items():
+            imported[key] = max(imported.get(key, 0), days)
+        derived |= spec.derived_metrics
+    scored_ids = [row[0] for row in customers]
+    readings = gather_readings(scored_ids, as_of, imported)
+    activity = gather_activity(scored_ids, as_of, derived)
+
+    snapshots, previous = [], {}
+    for customer_id, segment, previous_band, has_later in customers:
+        score_model = model or model_for_segment(models, segment)
+        spec = specs[score_model.pk]
+        values = derive_metrics(as_of, activity[customer_id], spec.derived_metrics)
+        result = score_customer(spec, as_of, readings[customer_id], values)
+        snapshots.append(
+            ScoreSnapshot(
+                customer_id=customer_id,
+                model_id=score_model.pk,
+                as_of=as_of,
+                score=result.score,
+                band=result.band,
+                coverage=result.coverage,
+                breakdown=result.breakdown(),
+            )
+        )
+        if not has_later:
+            previous[customer_id] = previous_band
+
+    with transaction.atomic():
+        ScoreSnapshot.objects.filter(customer_id__in=ids, as_of=as_of).exclude(
+            customer_id__in=scored_ids
+        ).delete()
+        ScoreSnapshot.objects.bulk_create(
+            snapshots,
+            update_conflicts=True,
+            unique_fields=["customer", "model", "as_of"],
+            update_fields=["score", "band", "coverage", "breakdown", "computed_at"],
+        )
+        if announce:
+            changes = [
+                (s, previous[s.customer_id])
+                for s in snapshots
+                if s.customer_id in previous and previous[s.customer_id] != s.band
+            ]
+            if changes:
+                transaction.on_commit(lambda: _announce(changes, as_of))
+
+    return len(snapshots)
+
+
+def _announce(changes: list[tuple[ScoreSnapshot, str | None]], as_of: date) -> None:
+    for snapshot, old_band in changes:
+        band_changed.send(
+            sender=ScoreSnapshot,
+            customer_id=snapshot.customer_id,
+            snapshot_id=snapshot.pk,
+            as_of=as_of,
+            old_band=old_band,
+            new_band=snapshot.band,
+        )
+
+
+def scorable_ids(as_of: date) -> list[int]:
+    return list(scorable_customers(as_of).order_by("pk").values_list("pk", flat=True))
+
+
+def chunked(ids: Sequence[int], size: int) -> list[list[int]]:
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+# --- Job runs -------------------------------------------------------------------
+
+
+def create_job_run(*, kind: str, total: int, params: dict) -> JobRun:
+    now = timezone.now()
+    return JobRun.objects.create(
+        kind=kind,
+        total=total,
+        params=params,
+        status=JobRun.Status.RUNNING if total else JobRun.Status.SUCCEEDED,
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None if total else now,
+    )
+
+
+def record_progress(*, run_id: int, done: int) -> None:
+    """Add ``done`` to a run's progress; the step that completes it marks it
+    succeeded. Two queries, safe when chunks finish at the same moment."""
+    now = timezone.now()
+    JobRun.objects.filter(pk=run_id).update(done=F("done") + done, heartbeat_at=now)
+    JobRun.objects.filter(
+        pk=run_id, status=JobRun.Status.RUNNING, done__gte=F("total")
+    ).update(status=JobRun.Status.SUCCEEDED, finished_at=now)
+
+
+def fail_job_run(*, run_id: int, error: str) -> None:
+    JobRun.objects.filter(
+        pk=run_id, status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING]
+    ).update(
+        status=JobRun.Status.FAILED, error=error[:4000], finished_at=timezone.now()
+    )
+
+
+def mark_stale_job_runs(*, now: datetime | None = None) -> int:
+    """Runs that have reported nothing for longer than the stale limit end as
+    stale: their worker most likely died. Returns how many."""
+    now = now or timezone.now()
+    limit = now - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
+    stale = JobRun.objects.filter(
+        Q(heartbeat_at__lt=limit) | Q(heartbeat_at__isnull=True, created_at__lt=limit),
+        status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
+    )
+    count = stale.update(
+        status=JobRun.Status.STALE,
+        finished_at=now,
+        error="No progress reported in time; the worker was probably lost.",
+    )
+    if count:
+        logger.warning("Marked %d job runs stale", count)
+    return count
+
+
+def last_successful_run(kind: str) -> JobRun | None:
+    return (
+        JobRun.objects.filter(kind=kind, status=JobRun.Status.SUCCEEDED)
+        .order_by("-finished_at")
+        .first()
+    )

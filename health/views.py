@@ -1,0 +1,5 @@
+from django.http import HttpResponse
+
+
+def customer_list(request):
+    return HttpResponse("")
