@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from health import services
@@ -83,11 +83,16 @@ def _fresh_connection(func: Callable) -> Callable:
     so one job's dead connection is not the next job's error."""
 
     def wrapper(**kwargs):
-        close_old_connections()
+        # Inline, a job may run inside the caller's transaction, whose
+        # connection must stay as it is.
+        refresh = not any(c.in_atomic_block for c in connections.all())
+        if refresh:
+            close_old_connections()
         try:
             return func(**kwargs)
         finally:
-            close_old_connections()
+            if refresh:
+                close_old_connections()
 
     wrapper.__name__ = func.__name__
     wrapper.__qualname__ = func.__qualname__
