@@ -1,0 +1,130 @@
+"""Who may open what, so far: the customer list and the Django admin."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from health.models import Customer, JobRun, ScoreModel, ScoreSnapshot
+
+
+def test_customer_list_needs_a_login(client, db):
+    response = client.get(reverse("customer-list"))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_customer_list_refuses_a_user_without_a_role(client, outsider):
+    client.force_login(outsider)
+
+    assert client.get(reverse("customer-list")).status_code == 403
+
+
+@pytest.mark.parametrize("who", ["csm", "manager", "admin_user"])
+def test_every_role_sees_customers_least_healthy_first(client, request, who):
+    user = request.getfixturevalue(who)
+    model = ScoreModel.objects.get(status="active")
+    for name, score, band in [
+        ("Fine", 72.5, "healthy"),
+        ("Sick", 12.0, "very_unhealthy"),
+    ]:
+        customer = Customer.objects.create(name=name, external_id=name)
+        ScoreSnapshot.objects.create(
+            customer=customer,
+            model=model,
+            as_of=date(2026, 1, 31),
+            score=score,
+            band=band,
+            coverage=1,
+        )
+    client.force_login(user)
+
+    response = client.get(reverse("customer-list"))
+
+    assert response.status_code == 200
+    names = [c.name for c in response.context["page"]]
+    assert names == ["Sick", "Fine"]
+    assert b"Very unhealthy" in response.content
+
+
+def test_customer_list_filters_by_band(client, csm):
+    model = ScoreModel.objects.get(status="active")
+    for name, band in [("A", "healthy"), ("B", "neutral")]:
+        ScoreSnapshot.objects.create(
+            customer=Customer.objects.create(name=name, external_id=name),
+            model=model,
+            as_of=date(2026, 1, 31),
+            score=50,
+            band=band,
+            coverage=1,
+        )
+    client.force_login(csm)
+
+    response = client.get(reverse("customer-list"), {"band": "neutral"})
+
+    assert [c.name for c in response.context["page"]] == ["B"]
+
+
+def test_customer_list_refuses_post(client, csm):
+    client.force_login(csm)
+
+    assert client.post(reverse("customer-list")).status_code == 405
+
+
+@pytest.mark.parametrize("who", ["csm", "manager", "outsider"])
+def test_only_admins_reach_the_django_admin(client, request, who):
+    user = request.getfixturevalue(who)
+    user.is_staff = True  # even staff status alone is not enough
+    user.save()
+    client.force_login(user)
+
+    response = client.get(reverse("admin:index"))
+
+    assert response.status_code == 302
+    assert reverse("admin:login") in response["Location"]
+
+
+def test_admin_opens_the_admin_pages(client, admin_user):
+    client.force_login(admin_user)
+
+    for name in [
+        "admin:index",
+        "admin:health_customer_changelist",
+        "admin:health_scoremodel_changelist",
+        "admin:health_scoresnapshot_changelist",
+        "admin:health_jobrun_changelist",
+    ]:
+        assert client.get(reverse(name)).status_code == 200, name
+
+
+def test_job_runs_page_says_when_the_nightly_run_last_succeeded(client, admin_user):
+    finished = timezone.now() - timedelta(hours=5)
+    JobRun.objects.create(
+        kind=JobRun.Kind.NIGHTLY,
+        status=JobRun.Status.SUCCEEDED,
+        total=10,
+        done=10,
+        finished_at=finished,
+    )
+    client.force_login(admin_user)
+
+    response = client.get(reverse("admin:health_jobrun_changelist"))
+
+    expected = f"Nightly run last succeeded {finished:%Y-%m-%d %H:%M} UTC"
+    assert expected in response.content.decode()
+
+
+def test_active_model_is_read_only_in_the_admin(client, admin_user):
+    model = ScoreModel.objects.get(status="active")
+    client.force_login(admin_user)
+
+    response = client.post(
+        reverse("admin:health_scoremodel_change", args=[model.pk]),
+        {"name": "Changed", "version": 1, "status": "active", "min_coverage": 0.1},
+    )
+
+    assert response.status_code == 403
+    model.refresh_from_db()
+    assert (model.name, model.min_coverage) == ("Default", 0.5)
