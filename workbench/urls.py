@@ -7,5 +7,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("django-rq/", include("django_rq.urls")),
+    path("playbooks/", include("playbooks.urls")),
     path("", include("health.urls")),
 ]
