@@ -215,14 +215,22 @@ def _run_worker() -> subprocess.CompletedProcess:
     )
 
 
+def _clear(queue) -> None:
+    queue.empty()
+    for registry in (queue.failed_job_registry, queue.scheduled_job_registry):
+        for job_id in registry.get_job_ids():
+            registry.remove(job_id, delete_job=True)
+
+
 @pytest.fixture
 def empty_queue():
+    """The test queue with nothing waiting, scheduled or failed in it."""
     import django_rq
 
     queue = django_rq.get_queue(settings.RQ_QUEUE_NAME)
-    queue.empty()
+    _clear(queue)
     yield queue
-    queue.empty()
+    _clear(queue)
 
 
 @pytest.mark.rq
@@ -278,3 +286,21 @@ def test_a_failed_job_does_not_poison_the_next(settings, empty_queue):
     assert empty_queue.failed_job_registry.count == 1
     assert ScoreSnapshot.objects.filter(customer=customer, as_of=AS_OF).exists()
     assert Customer.objects.count() == 1
+
+
+@pytest.mark.rq
+def test_schedule_nightly_books_one_job_per_night(settings, empty_queue):
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set: no Redis to book the nightly run on")
+    settings.JOBS_INLINE = False
+    settings.NIGHTLY_SCORE_HOUR_UTC = 2
+    now = timezone.datetime(2026, 5, 1, 21, 30, tzinfo=timezone.UTC)
+    registry = empty_queue.scheduled_job_registry
+
+    first = jobs.schedule_nightly(now)
+    second = jobs.schedule_nightly(now)
+
+    assert first == second == timezone.datetime(2026, 5, 2, 2, 0, tzinfo=timezone.UTC)
+    assert registry.get_job_ids() == ["health-nightly-score-20260502"]
+    job = empty_queue.fetch_job("health-nightly-score-20260502")
+    assert job.func_name == "health.jobs.nightly_score"
