@@ -95,21 +95,35 @@ def scorable_customers(as_of: date):
 
 def gather_readings(
     customer_ids: Sequence[int], as_of: date, metrics: dict[str, int]
-) -> dict[int, dict[str, tuple[float, date]]]:
-    """The latest reading per customer and metric on or before the date and
-    inside the longest freshness window of that metric. One query."""
-    result: dict[int, dict[str, tuple[float, date]]] = defaultdict(dict)
+) -> dict[int, dict[str, tuple[float | None, date]]]:
+    """The latest reading per customer and metric on or before the date.
+
+    Inside the metric's longest freshness window it comes with its value;
+    a reading older than that, within a year, comes as (None, observed on),
+    so the breakdown can say "stale since" instead of "missing". Two
+    queries."""
+    result: dict[int, dict[str, tuple[float | None, date]]] = defaultdict(dict)
     if not metrics or not customer_ids:
         return result
 
     oldest = as_of - timedelta(days=max(metrics.values()))
-    rows = (
-        MetricReading.objects.filter(
-            customer_id__in=customer_ids,
-            metric__key__in=list(metrics),
-            observed_on__lte=as_of,
-            observed_on__gt=oldest,
+    readings = MetricReading.objects.filter(
+        customer_id__in=customer_ids, metric__key__in=list(metrics)
+    )
+
+    old = (
+        readings.filter(
+            observed_on__lte=oldest, observed_on__gt=as_of - timedelta(days=365)
         )
+        .values("customer_id", "metric__key")
+        .annotate(last=Max("observed_on"))
+        .values_list("customer_id", "metric__key", "last")
+    )
+    for customer_id, key, observed_on in old:
+        result[customer_id][key] = (None, observed_on)
+
+    rows = (
+        readings.filter(observed_on__lte=as_of, observed_on__gt=oldest)
         .order_by("observed_on")
         .values_list("customer_id", "metric__key", "value", "observed_on")
     )

@@ -65,8 +65,10 @@ def score_customers(
     models = {"": model} if model else active_models()
     specs: dict[int, ModelSpec] = {m.pk: load_model_spec(m) for m in models.values()}
 
+    # The band to compare with is the newest one on or before the date: a
+    # rerun of the same day that lands in the same band announces nothing.
     earlier = ScoreSnapshot.objects.filter(
-        customer=OuterRef("pk"), as_of__lt=as_of
+        customer=OuterRef("pk"), as_of__lte=as_of
     ).order_by("-as_of", "-computed_at")
     later = ScoreSnapshot.objects.filter(customer=OuterRef("pk"), as_of__gt=as_of)
     customers = list(
@@ -210,3 +212,81 @@ def last_successful_run(kind: str) -> JobRun | None:
         .order_by("-finished_at")
         .first()
     )
+
+
+# --- CSM activity -------------------------------------------------------------
+#
+# A CSM's own work on an account. Each write re-scores the customer once the
+# transaction commits: inline at once, or on an RQ worker.
+
+# Imported here, not above, so that this section stays one appended block.
+from django.contrib.auth.models import AbstractBaseUser  # noqa: E402
+
+from health.models import Customer, Interaction, Pulse  # noqa: E402
+
+
+def log_interaction(
+    *,
+    customer: Customer,
+    csm: AbstractBaseUser | None,
+    kind: str,
+    occurred_at: datetime,
+    sentiment: int = 0,
+    summary: str = "",
+) -> Interaction:
+    """Record an interaction with the customer and re-score it."""
+    # health.jobs imports this module; importing it here avoids the cycle.
+    from health.jobs import request_rescore
+
+    with transaction.atomic():
+        interaction = Interaction.objects.create(
+            customer=customer,
+            csm=csm,
+            kind=kind,
+            occurred_at=occurred_at,
+            sentiment=sentiment,
+            summary=summary,
+        )
+        request_rescore([customer.pk])
+    logger.info("Interaction %s logged for customer %s", interaction.pk, customer.pk)
+    return interaction
+
+
+def log_pulse(
+    *,
+    customer: Customer,
+    csm: AbstractBaseUser | None,
+    rating: int,
+    note: str = "",
+    entered_at: datetime | None = None,
+) -> Pulse:
+    """Record a CSM's 1-5 read of the account and re-score the customer."""
+    from health.jobs import request_rescore
+
+    with transaction.atomic():
+        pulse = Pulse.objects.create(
+            customer=customer,
+            csm=csm,
+            rating=rating,
+            note=note,
+            entered_at=entered_at or timezone.now(),
+        )
+        request_rescore([customer.pk])
+    logger.info("Pulse %s logged for customer %s", pulse.pk, customer.pk)
+    return pulse
+
+
+def reassign_owner(*, customer: Customer, owner: AbstractBaseUser | None) -> Customer:
+    """Give the customer to another CSM (None: no owner). The score does not
+    depend on the owner, so nothing is re-scored."""
+    with transaction.atomic():
+        previous = customer.owner_id
+        customer.owner = owner
+        customer.save(update_fields=["owner", "updated_at"])
+    logger.info(
+        "Customer %s reassigned from user %s to user %s",
+        customer.pk,
+        previous,
+        customer.owner_id,
+    )
+    return customer
