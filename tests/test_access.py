@@ -23,7 +23,7 @@ def test_customer_list_refuses_a_user_without_a_role(client, outsider):
 
 
 @pytest.mark.parametrize("who", ["csm", "manager", "admin_user"])
-def test_every_role_sees_customers_least_healthy_first(client, request, who):
+def test_every_role_sees_customers_least_healthy_first(client, db, request, who):
     user = request.getfixturevalue(who)
     model = ScoreModel.objects.get(status="active")
     for name, score, band in [
@@ -74,7 +74,7 @@ def test_customer_list_refuses_post(client, csm):
 
 
 @pytest.mark.parametrize("who", ["csm", "manager", "outsider"])
-def test_only_admins_reach_the_django_admin(client, request, who):
+def test_only_admins_reach_the_django_admin(client, db, request, who):
     user = request.getfixturevalue(who)
     user.is_staff = True  # even staff status alone is not enough
     user.save()
