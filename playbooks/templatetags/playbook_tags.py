@@ -3,28 +3,51 @@ playbooks code: the dependency stays ``playbooks -> health``."""
 
 from django import template
 
+from playbooks import selectors
+from playbooks.forms import CompleteTaskForm
+from workbench.roles import is_manager
+
 register = template.Library()
 
 
 @register.inclusion_tag("playbooks/_customer_tasks.html", takes_context=True)
 def customer_tasks(context, customer):
-    """The open tasks of one customer's playbooks."""
-    # TODO: read the customer's open tasks (arrives with the playbooks models)
-    return {"tasks": [], "customer": customer, "request": context.get("request")}
+    """The open tasks of one customer's playbooks, each with a complete-task
+    form when the user may complete it. Two queries."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    tasks = list(selectors.customer_open_tasks(customer.pk))
+    for task in tasks:
+        task.can_complete = bool(
+            user
+            and user.is_authenticated
+            and (
+                is_manager(user)
+                or task.assignment.owner_id == user.pk
+                or customer.owner_id == user.pk
+            )
+        )
+    return {
+        "tasks": tasks,
+        "customer": customer,
+        "request": request,
+        "form": CompleteTaskForm(),
+        "next": request.get_full_path() if request else "",
+        "csrf_token": context.get("csrf_token"),
+    }
 
 
 @register.simple_tag
 def open_task_counts(customers) -> dict[int, int]:
-    """Open task count per customer id for a page of customers; one query."""
-    # TODO: count open tasks (arrives with the playbooks models)
-    return {}
+    """Open task count per customer id for a page of customers (or of their
+    ids); one query."""
+    return selectors.open_task_counts([getattr(c, "pk", c) for c in customers])
 
 
 @register.simple_tag
 def overdue_task_counts_by_owner() -> dict[int, int]:
     """Overdue open task count per owner (user id); one query."""
-    # TODO: count overdue tasks (arrives with the playbooks models)
-    return {}
+    return selectors.overdue_task_counts_by_owner()
 
 
 @register.filter
