@@ -24,7 +24,7 @@ from health.inputs import (
 )
 from health.models import JobRun, ScoreModel, ScoreSnapshot
 from health.scoring import ModelSpec, derive_metrics, score_customer
-from health.signals import band_changed
+from health.signals import band_changed, scores_written
 
 logger = logging.getLogger(__name__)
 
@@ -127,13 +127,18 @@ def score_customers(
                 for s in snapshots
                 if s.customer_id in previous and previous[s.customer_id] != s.band
             ]
-            if changes:
-                transaction.on_commit(lambda: _announce(changes, as_of))
+            newest = sorted(previous)
+            if changes or newest:
+                transaction.on_commit(lambda: _announce(changes, newest, as_of))
 
     return len(snapshots)
 
 
-def _announce(changes: list[tuple[ScoreSnapshot, str | None]], as_of: date) -> None:
+def _announce(
+    changes: list[tuple[ScoreSnapshot, str | None]],
+    newest: list[int],
+    as_of: date,
+) -> None:
     for snapshot, old_band in changes:
         band_changed.send(
             sender=ScoreSnapshot,
@@ -143,6 +148,8 @@ def _announce(changes: list[tuple[ScoreSnapshot, str | None]], as_of: date) -> N
             old_band=old_band,
             new_band=snapshot.band,
         )
+    if newest:
+        scores_written.send(sender=ScoreSnapshot, customer_ids=newest, as_of=as_of)
 
 
 def scorable_ids(as_of: date) -> list[int]:

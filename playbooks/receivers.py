@@ -24,3 +24,11 @@ def on_band_changed(
         old_band=old_band,
         new_band=new_band,
     )
+
+
+def on_scores_written(sender, *, customer_ids: list[int], as_of: date, **kwargs) -> int:
+    return services.assign_held_playbooks(as_of=as_of, customer_ids=customer_ids)
+
+
+def on_demo_built(sender, *, as_of: date, prefix: str, **kwargs) -> int:
+    return services.seed_demo_assignments(as_of=as_of, prefix=prefix)

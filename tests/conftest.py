@@ -49,6 +49,13 @@ def outsider(db) -> User:
 
 
 @pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """Every test hashes the cast's passwords; the production hasher is slow
+    on purpose, which tests do not need."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def inline_jobs(request, settings):
     """Jobs run inline unless a test is marked ``rq``: those need Redis and
     run a real worker process."""

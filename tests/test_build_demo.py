@@ -39,12 +39,6 @@ ROW_MODELS = [
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    # The real hasher is slow on purpose; these tests build the book often.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def build(customers: int = 60, seed: int = 1) -> str:
     out = StringIO()
     call_command(

@@ -3,6 +3,7 @@ consecutive-days rule, closing on recovery, backfills, manual and bulk
 assignment, tasks, and effectiveness on a history worked out by hand."""
 
 from datetime import UTC, date, datetime, timedelta
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -18,13 +19,6 @@ from playbooks.models import Assignment, Playbook, Task
 from tests.factories import customer_with_inputs
 
 DAY = date(2026, 3, 2)
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    """The cast's passwords are hashed for every test; the production hasher
-    is slow on purpose, which these tests do not need."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -237,6 +231,28 @@ def test_a_playbook_waits_until_the_band_held_its_required_days(customer, model)
     Assignment.objects.update(status="done")
     snapshot(customer, model, DAY + timedelta(days=3), "unhealthy")
     assert playbook_services.assign_held_playbooks(as_of=DAY + timedelta(days=3)) == 0
+
+
+def test_scoring_each_day_assigns_a_playbook_once_its_hold_is_reached(
+    model, csm, django_capture_on_commit_callbacks
+):
+    Playbook.objects.update(required_days=2)
+    customer = customer_with_inputs(1, DAY, variant=0)
+    customer.owner = csm
+    customer.save()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.score_customers(customer_ids=[customer.pk], as_of=DAY - timedelta(1))
+    assert open_playbooks(customer) == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.score_customers(customer_ids=[customer.pk], as_of=DAY)
+
+    bands = set(customer.snapshots.values_list("band", flat=True))
+    assert len(bands) == 1  # the same band both days: held for two
+    assignment = Assignment.objects.get(customer=customer)
+    assert assignment.playbook.band == bands.pop()
+    assert assignment.opened_on == DAY
 
 
 def test_a_flapping_band_never_reaches_its_hold(customer, model):
@@ -696,9 +712,9 @@ def test_effectiveness_costs_two_queries(model, django_assert_num_queries):
 
 def test_after_the_demo_every_csm_has_work_matching_their_customers_bands(db):
     as_of = date(2026, 3, 31)
-    call_command("build_demo", "--customers=24", f"--as-of={as_of}")
+    out = StringIO()
 
-    call_command("seed_demo_playbooks", f"--as-of={as_of}")
+    call_command("build_demo", "--customers=24", f"--as-of={as_of}", stdout=out)
 
     customers = Customer.objects.filter(
         external_id__startswith="DEMO-", churned_on__isnull=True
@@ -718,3 +734,4 @@ def test_after_the_demo_every_csm_has_work_matching_their_customers_bands(db):
         assert bands == expected, customer
     # Some of the work is overdue, opened when the customer entered its band.
     assert selectors.overdue_task_counts_by_owner(today=as_of)
+    assert "playbooks.receivers: " in out.getvalue()

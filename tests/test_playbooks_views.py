@@ -15,13 +15,6 @@ from playbooks.models import Assignment, Playbook, Task
 ROLES = ["csm", "other_csm", "manager", "admin_user", "anonymous", "outsider"]
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    """The cast's passwords are hashed for every test; the production hasher
-    is slow on purpose, which these tests do not need."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def customer(csm) -> Customer:
     customer = Customer.objects.create(

@@ -4,10 +4,16 @@ at every month end and every recent day, plus demo users for each role."""
 from django.core.management.base import BaseCommand, CommandError
 
 from health import jobs
-from health.demo import build_demo_book, demo_backfill_dates, demo_band_mix
+from health.demo import (
+    DEMO_PREFIX,
+    build_demo_book,
+    demo_backfill_dates,
+    demo_band_mix,
+)
 from health.management.commands._progress import ProgressLine
 from health.management.commands.score import iso_date
 from health.models import JobRun
+from health.signals import demo_built
 
 
 class Command(BaseCommand):
@@ -45,6 +51,11 @@ class Command(BaseCommand):
         progress.finish()
         if run.status in (JobRun.Status.FAILED, JobRun.Status.STALE):
             raise CommandError(f"run {run.pk} {run.status}: {run.error}")
+
+        # Other apps (playbooks) give the book their own demo state.
+        made = demo_built.send(sender=None, as_of=as_of, prefix=DEMO_PREFIX)
+        for receiver, count in made:
+            self.stdout.write(f"{receiver.__module__}: {count} demo records")
 
         mix = ", ".join(f"{band} {n}" for band, n in demo_band_mix(as_of).items())
         self.stdout.write(f"Bands as of {as_of}: {mix}")
