@@ -1,0 +1,369 @@
+"""Reads of scores that pages, exports and the API share.
+
+Snapshots of draft models are left out everywhere here: a draft tried
+against history may leave snapshots, but they are not the customer's score.
+Each function costs a fixed number of queries whatever the number of
+customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+from django.db.models import Max, OuterRef, QuerySet, Subquery
+
+from health.models import ScoreModel, ScoreSnapshot
+from health.scoring import round_half_up
+
+# DESIGN.md rule 9: the earlier snapshot of a change may be this much older
+# than the day it stands for, and no more.
+BASELINE_SLACK_DAYS = 7
+
+
+def official_snapshots() -> QuerySet[ScoreSnapshot]:
+    return ScoreSnapshot.objects.exclude(model__status=ScoreModel.Status.DRAFT)
+
+
+def latest_as_of() -> date | None:
+    """The latest date with snapshots, None before the first score. One
+    query."""
+    return official_snapshots().aggregate(latest=Max("as_of"))["latest"]
+
+
+def latest_snapshots(as_of: date | None = None) -> QuerySet[ScoreSnapshot]:
+    """One snapshot per customer dated ``as_of`` (default: the latest date
+    with snapshots), with its customer, owner and model joined.
+
+    A customer scored twice that day (its segment, and so its model, changed)
+    counts with the snapshot computed last. One query when evaluated, plus
+    one to find the date when ``as_of`` is None.
+    """
+    if as_of is None:
+        as_of = latest_as_of()
+        if as_of is None:
+            return ScoreSnapshot.objects.none()
+
+    newest = (
+        official_snapshots()
+        .filter(customer=OuterRef("customer"), as_of=as_of)
+        .order_by("-computed_at", "-pk")
+    )
+    return (
+        official_snapshots()
+        .filter(as_of=as_of, pk=Subquery(newest.values("pk")[:1]))
+        .select_related("customer", "customer__owner", "model")
+    )
+
+
+def with_baseline(
+    snapshots: QuerySet[ScoreSnapshot], as_of: date, days: int, name: str
+) -> QuerySet[ScoreSnapshot]:
+    """Annotate ``name`` with the score of the latest snapshot on or before
+    ``as_of - days``, when that snapshot is at most seven days older than
+    that day; else None. A correlated subquery: no extra query."""
+    then = as_of - timedelta(days=days)
+    baseline = (
+        official_snapshots()
+        .filter(
+            customer=OuterRef("customer"),
+            as_of__lte=then,
+            as_of__gte=then - timedelta(days=BASELINE_SLACK_DAYS),
+        )
+        .order_by("-as_of", "-computed_at", "-pk")
+    )
+    return snapshots.annotate(**{name: Subquery(baseline.values("score")[:1])})
+
+
+def score_change(now: float | None, then: float | None) -> float | None:
+    """Now minus then, when both are scored; rounded to the stored precision
+    so that float noise does not show."""
+    if now is None or then is None:
+        return None
+    return round_half_up(now - then, 1)
+
+
+def score_deltas(
+    customer_ids: Iterable[int], as_of: date, days: int = 30
+) -> dict[int, float | None]:
+    """The change of each customer's score over ``days`` days up to
+    ``as_of`` (DESIGN.md rule 9): None for a customer without a scored
+    snapshot on ``as_of`` or a scored baseline. One query."""
+    deltas: dict[int, float | None] = dict.fromkeys(customer_ids)
+    rows = with_baseline(
+        latest_snapshots(as_of).filter(customer_id__in=list(deltas)),
+        as_of,
+        days,
+        "score_then",
+    ).values_list("customer_id", "score", "score_then")
+    for customer_id, now, then in rows:
+        deltas[customer_id] = score_change(now, then)
+    return deltas
+
+
+# --- Workbench pages ---------------------------------------------------------
+#
+# The pages list customers, not snapshots: a customer with no snapshot yet is
+# listed as unscored. Every row reads its newest official snapshot through
+# correlated subqueries on the (customer, as_of) index, so a page costs one
+# query for its rows and one for its count, whatever its size.
+
+# Imported here, not above, so that this section stays one appended block.
+from django.db.models import (  # noqa: E402
+    CharField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    IntegerField,
+    Q,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, Concat  # noqa: E402
+
+from health.models import Customer, Interaction, Opportunity  # noqa: E402
+
+DECLINE_POINTS = 10
+# Scores are stored to one decimal; a difference of two of them may land a
+# hair beside the decimal it stands for (60.1 - 50.1 != 10.0 in floats).
+_FLOAT_SLACK = 1e-6
+LOW_BANDS = ("very_unhealthy", "unhealthy")
+HIGH_BANDS = ("healthy", "very_healthy")
+
+
+def customer_scores(as_of: date | None, days: int = 30) -> QuerySet:
+    """Current customers annotated with their newest official snapshot on or
+    before ``as_of``: ``score``, ``band`` (None when never scored),
+    ``coverage``, ``scored_on``, ``model_label``; the change over ``days``
+    days (``score_then`` and ``delta``, DESIGN.md rule 9 with D = ``as_of``)
+    and ``last_interaction_at``. ``as_of`` is normally ``latest_as_of()``;
+    None gives the same columns, all empty.
+
+    Lazy: filter, order and slice it; each evaluation is one query.
+    """
+
+    customers = Customer.objects.filter(churned_on__isnull=True).select_related("owner")
+    if as_of is None:
+        return customers.annotate(
+            score=Value(None, output_field=FloatField()),
+            band=Value(None, output_field=ScoreSnapshot._meta.get_field("band")),
+            coverage=Value(None, output_field=FloatField()),
+            scored_on=Value(None, output_field=ScoreSnapshot._meta.get_field("as_of")),
+            model_label=Value(""),
+            score_then=Value(None, output_field=FloatField()),
+            delta=Value(None, output_field=FloatField()),
+            last_interaction_at=Subquery(_last_interaction()),
+        )
+
+    newest = (
+        official_snapshots()
+        .filter(customer=OuterRef("pk"), as_of__lte=as_of)
+        .order_by("-as_of", "-computed_at", "-pk")
+    )
+    then = as_of - timedelta(days=days)
+    baseline = (
+        official_snapshots()
+        .filter(
+            customer=OuterRef("pk"),
+            as_of__lte=then,
+            as_of__gte=then - timedelta(days=BASELINE_SLACK_DAYS),
+        )
+        .order_by("-as_of", "-computed_at", "-pk")
+    )
+    label = newest.annotate(
+        label=Concat(
+            "model__name", Value(":"), "model__version", output_field=CharField()
+        )
+    ).values("label")[:1]
+    return customers.annotate(
+        score=Subquery(newest.values("score")[:1]),
+        band=Subquery(newest.values("band")[:1]),
+        coverage=Subquery(newest.values("coverage")[:1]),
+        scored_on=Subquery(newest.values("as_of")[:1]),
+        model_label=Subquery(label),
+        score_then=Subquery(baseline.values("score")[:1]),
+        delta=ExpressionWrapper(
+            F("score") - F("score_then"), output_field=FloatField()
+        ),
+        last_interaction_at=Subquery(_last_interaction()),
+    )
+
+
+def _last_interaction() -> QuerySet:
+    return (
+        Interaction.objects.filter(customer=OuterRef("pk"))
+        .order_by("-occurred_at")
+        .values("occurred_at")[:1]
+    )
+
+
+def declined(customers: QuerySet, points: float = DECLINE_POINTS) -> QuerySet:
+    """Customers of ``customer_scores`` whose score fell by ``points`` or
+    more."""
+    return customers.filter(delta__lte=-points + _FLOAT_SLACK)
+
+
+def unscored(customers: QuerySet) -> QuerySet:
+    """Customers of ``customer_scores`` never scored or scored ``unscored``."""
+
+    return customers.filter(Q(band__isnull=True) | Q(band="unscored"))
+
+
+def likely_lost(customers: QuerySet, as_of: date, days: int = 90) -> QuerySet:
+    """Very unhealthy now, very unhealthy ``days`` days ago (a snapshot at
+    most seven days older than that day), never out of the band since, and
+    no better now than then."""
+
+    then = as_of - timedelta(days=days)
+    then_snapshot = (
+        official_snapshots()
+        .filter(
+            customer=OuterRef("pk"),
+            as_of__lte=then,
+            as_of__gte=then - timedelta(days=BASELINE_SLACK_DAYS),
+        )
+        .order_by("-as_of", "-computed_at", "-pk")
+    )
+    left_the_band = (
+        official_snapshots()
+        .filter(customer=OuterRef("pk"), as_of__gt=then, as_of__lte=as_of)
+        .exclude(band="very_unhealthy")
+    )
+    return (
+        customers.filter(band="very_unhealthy")
+        .annotate(
+            band_back_then=Subquery(then_snapshot.values("band")[:1]),
+            score_back_then=Subquery(then_snapshot.values("score")[:1]),
+        )
+        .filter(
+            band_back_then="very_unhealthy",
+            score__lte=F("score_back_then") + _FLOAT_SLACK,
+        )
+        .exclude(Exists(left_the_band))
+    )
+
+
+def product_counts_subquery():
+    """Distinct products of won opportunities, per customer, as a subquery
+    for ``customer_scores`` rows (0 when none)."""
+
+    products = (
+        Opportunity.objects.filter(customer=OuterRef("pk"), stage="won")
+        .exclude(product="")
+        .values("customer")
+        .annotate(n=Count("product", distinct=True))
+        .values("n")
+    )
+    return Coalesce(Subquery(products, output_field=IntegerField()), 0)
+
+
+def band_mix(customers: QuerySet) -> dict[str, int]:
+    """Customers per band key (never scored counts as ``unscored``). One
+    query."""
+
+    mix: dict[str, int] = {}
+    for band, n in customers.values_list("band").annotate(n=Count("pk")).order_by():
+        key = band or "unscored"
+        mix[key] = mix.get(key, 0) + n
+    return mix
+
+
+def band_mix_by_month(month_ends: list[date]) -> dict[date, dict[str, int]]:
+    """The band mix at each month end, from the day in the seven days up to
+    it that holds the most official snapshots (a score-all run scores every
+    customer on one day; single re-scores add a few on other days). Month
+    ends with no snapshot near them are left out. One query.
+
+    Reads every snapshot of up to seven days per month; with daily runs
+    over 100,000 customers that is millions of index entries.
+    """
+    # TODO: keep a monthly band rollup when the dashboard gets slow (a
+    # table the nightly run fills would make this one small read).
+
+    days = {
+        end - timedelta(days=back): end
+        for end in month_ends
+        for back in range(BASELINE_SLACK_DAYS)
+    }
+    per_day: dict[date, dict[str, int]] = {}
+    rows = (
+        official_snapshots()
+        .filter(as_of__in=list(days))
+        .values_list("as_of", "band")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for day, band, n in rows:
+        per_day.setdefault(day, {})[band] = n
+
+    mix: dict[date, dict[str, int]] = {}
+    for end in month_ends:
+        candidates = [
+            (sum(per_day[day].values()), day)
+            for day, month_end in days.items()
+            if month_end == end and day in per_day
+        ]
+        if candidates:
+            mix[end] = per_day[max(candidates)[1]]
+    return mix
+
+
+def books_by_owner(customers: QuerySet) -> dict[int | None, dict]:
+    """Per owner id of ``customer_scores`` rows: customers, ARR and the
+    unhealthy count (the two lowest bands). One query."""
+
+    rows = (
+        customers.values("owner")
+        .annotate(
+            customers=Count("pk"),
+            arr=Sum("arr"),
+            unhealthy=Count("pk", filter=Q(band__in=LOW_BANDS)),
+        )
+        .order_by()
+    )
+    return {row["owner"]: row for row in rows}
+
+
+def newest_snapshot(customer_id: int) -> ScoreSnapshot | None:
+    """The customer's newest official snapshot, with its model. One query."""
+    return (
+        official_snapshots()
+        .filter(customer_id=customer_id)
+        .select_related("model")
+        .order_by("-as_of", "-computed_at", "-pk")
+        .first()
+    )
+
+
+def baseline_snapshot(
+    customer_id: int, as_of: date, days: int = 30
+) -> ScoreSnapshot | None:
+    """The snapshot a change over ``days`` days up to ``as_of`` starts from
+    (DESIGN.md rule 9), or None. One query."""
+    then = as_of - timedelta(days=days)
+    return (
+        official_snapshots()
+        .filter(
+            customer_id=customer_id,
+            as_of__lte=then,
+            as_of__gte=then - timedelta(days=BASELINE_SLACK_DAYS),
+        )
+        .order_by("-as_of", "-computed_at", "-pk")
+        .first()
+    )
+
+
+def score_history(
+    customer_id: int, start: date, end: date
+) -> list[tuple[date, float | None]]:
+    """(as_of, score) per day with an official snapshot in [start, end],
+    oldest first; the snapshot computed last wins a day. One query."""
+    rows = (
+        official_snapshots()
+        .filter(customer_id=customer_id, as_of__gte=start, as_of__lte=end)
+        .order_by("as_of", "computed_at", "pk")
+        .values_list("as_of", "score")
+    )
+    return list(dict(rows).items())
