@@ -1,8 +1,26 @@
-from django.contrib import admin
-from django.utils import timezone
+"""The admin: data, score models and their tuning pages, job runs.
 
-from health import services
+Score models are edited here: components inline on the model, measures
+inline on the component. Active and retired models are frozen; clone,
+publish, what-if and backtest are pages of a model that call
+``health.tuning`` and ``health.backtest``.
+"""
+
+from datetime import date
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
+
+from health import backtest, jobs, services, tuning
 from health.models import (
+    Band,
     Component,
     Customer,
     ImportBatch,
@@ -13,11 +31,13 @@ from health.models import (
     MetricReading,
     NpsResponse,
     Opportunity,
+    Override,
     Pulse,
     ScoreModel,
     ScoreSnapshot,
     Ticket,
 )
+from health.scoring import BANDS
 
 
 @admin.register(Customer)
@@ -119,9 +139,44 @@ class FrozenWhenPublished:
         return super().has_delete_permission(request, obj)
 
 
+def _raise_problems(problems: list[str]) -> None:
+    if problems:
+        raise forms.ValidationError(problems)
+
+
+class ComponentFormSet(forms.BaseInlineFormSet):
+    """Checks the components of a model together: weights, replacements."""
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        # A component may only replace another of the same model.
+        if "replaces" in form.fields:
+            form.fields["replaces"].queryset = (
+                Component.objects.filter(model=self.instance)
+                if self.instance.pk
+                else Component.objects.none()
+            )
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        rows = []
+        for form in self.forms:
+            data = form.cleaned_data
+            if not data or data.get("DELETE"):
+                continue
+            replaces = data.get("replaces")
+            rows.append(
+                (data["key"], data["weight"], replaces.key if replaces else None)
+            )
+        _raise_problems(tuning.component_problems(rows))
+
+
 class ComponentInline(FrozenWhenPublished, admin.TabularInline):
     model = Component
     fk_name = "model"
+    formset = ComponentFormSet
     extra = 0
     fields = ["key", "name", "weight", "replaces"]
     show_change_link = True
@@ -132,17 +187,318 @@ class ComponentInline(FrozenWhenPublished, admin.TabularInline):
         return super().has_add_permission(request, obj)
 
 
+class ScoreModelForm(forms.ModelForm):
+    class Meta:
+        model = ScoreModel
+        fields = [
+            "name",
+            "version",
+            "segment",
+            "min_coverage",
+            "band_unhealthy",
+            "band_neutral",
+            "band_healthy",
+            "band_very_healthy",
+            "note",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        limits = [
+            data.get(name)
+            for name in (
+                "band_unhealthy",
+                "band_neutral",
+                "band_healthy",
+                "band_very_healthy",
+            )
+        ]
+        if (
+            None not in limits
+            and not 0 < limits[0] < limits[1] < limits[2] < limits[3] <= 100
+        ):
+            raise forms.ValidationError(
+                "Band lower limits must rise strictly, above 0 and up to 100."
+            )
+        coverage = data.get("min_coverage")
+        if coverage is not None and not 0 <= coverage <= 1:
+            self.add_error("min_coverage", "Minimum coverage lies between 0 and 1.")
+        return data
+
+
 @admin.register(ScoreModel)
 class ScoreModelAdmin(FrozenWhenPublished, admin.ModelAdmin):
-    list_display = ["name", "version", "status", "segment", "created_at"]
+    form = ScoreModelForm
+    list_display = [
+        "name",
+        "version",
+        "status",
+        "segment",
+        "author",
+        "published_at",
+        "created_at",
+    ]
     list_filter = ["status", "segment"]
+    list_select_related = ["author"]
     inlines = [ComponentInline]
+    actions = ["clone_to_draft"]
+    readonly_fields = ["status", "author", "created_at", "published_at"]
+    fields = [
+        "name",
+        "version",
+        "segment",
+        "min_coverage",
+        "band_unhealthy",
+        "band_neutral",
+        "band_healthy",
+        "band_very_healthy",
+        "note",
+        "status",
+        "author",
+        "created_at",
+        "published_at",
+    ]
+    change_form_template = "admin/health/scoremodel/change_form.html"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.author = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Clone to a new draft version")
+    def clone_to_draft(self, request, queryset):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        for model in queryset:
+            draft = tuning.clone_model(model=model, author=request.user)
+            self.message_user(request, f"Cloned {model.label} to draft {draft.label}.")
+
+    # --- Pages of one model: clone, publish, what-if, backtest ---------------
+
+    def get_urls(self):
+        def view(func):
+            return self.admin_site.admin_view(func)
+
+        return [
+            path(
+                "<int:pk>/clone/",
+                view(self.clone_view),
+                name="health_scoremodel_clone",
+            ),
+            path(
+                "<int:pk>/publish/",
+                view(self.publish_view),
+                name="health_scoremodel_publish",
+            ),
+            path(
+                "<int:pk>/whatif/",
+                view(self.whatif_view),
+                name="health_scoremodel_whatif",
+            ),
+            path(
+                "<int:pk>/backtest/",
+                view(self.backtest_view),
+                name="health_scoremodel_backtest",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _model_or_404(self, request, pk: int, check) -> ScoreModel:
+        model = get_object_or_404(ScoreModel, pk=pk)
+        if not check(request, model):
+            raise PermissionDenied
+        return model
+
+    def _context(self, request, model: ScoreModel, title: str, **extra) -> dict:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": model,
+            "score_model": model,
+            "title": title,
+            **extra,
+        }
+
+    @method_decorator(require_POST)
+    def clone_view(self, request, pk: int):
+        model = self._model_or_404(request, pk, lambda r, m: self.has_add_permission(r))
+        draft = tuning.clone_model(model=model, author=request.user)
+        self.message_user(request, f"Cloned {model.label} to draft {draft.label}.")
+        return redirect("admin:health_scoremodel_change", draft.pk)
+
+    def publish_view(self, request, pk: int):
+        model = self._model_or_404(request, pk, self.has_change_permission)
+        note = request.POST.get("note", model.note)
+        problems = tuning.model_problems(model)
+
+        if request.method == "POST":
+            try:
+                tuning.publish_model(model=model, author=request.user, note=note)
+            except ValidationError as error:
+                problems = error.messages
+            else:
+                self.message_user(
+                    request,
+                    f"Published {model.label}; today's scores are being redone.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:health_scoremodel_change", model.pk)
+
+        current = (
+            ScoreModel.objects.filter(
+                status=ScoreModel.Status.ACTIVE, segment=model.segment
+            )
+            .exclude(pk=model.pk)
+            .first()
+        )
+        return TemplateResponse(
+            request,
+            "admin/health/scoremodel/publish.html",
+            self._context(
+                request,
+                model,
+                f"Publish {model.label}",
+                note=note,
+                problems=problems,
+                current=current,
+            ),
+        )
+
+    def whatif_view(self, request, pk: int):
+        model = self._model_or_404(request, pk, self.has_view_permission)
+        as_of = _date_param(request, "as_of") or jobs.today()
+        result = tuning.what_if(model=model, as_of=as_of)
+        mix = [
+            (band, label, result.current_mix[band], result.draft_mix[band])
+            for band, label in Band.choices
+        ]
+        return TemplateResponse(
+            request,
+            "admin/health/scoremodel/whatif.html",
+            self._context(
+                request,
+                model,
+                f"What if {model.label} scored everyone?",
+                result=result,
+                mix=mix,
+                as_of=as_of,
+            ),
+        )
+
+    def backtest_view(self, request, pk: int):
+        model = self._model_or_404(request, pk, self.has_view_permission)
+        horizon = _int_param(request, "horizon") or backtest.DEFAULT_HORIZON_DAYS
+        start = _date_param(request, "from")
+        end = _date_param(request, "to")
+        compare = None
+        compare_id = _int_param(request, "compare")
+        if compare_id:
+            compare = get_object_or_404(ScoreModel, pk=compare_id)
+
+        reports = [
+            backtest.run_backtest(
+                m, start=start, end=end, horizon_days=horizon, today=jobs.today()
+            )
+            for m in [model, compare]
+            if m is not None
+        ]
+        return TemplateResponse(
+            request,
+            "admin/health/scoremodel/backtest.html",
+            self._context(
+                request,
+                model,
+                f"Backtest of {model.label}",
+                reports=reports,
+                rows=backtest_rows(reports),
+                charts=[backtest_chart(r) for r in reports],
+                horizon=horizon,
+                start=start,
+                end=end,
+                compare=compare,
+                models=ScoreModel.objects.exclude(pk=model.pk),
+            ),
+        )
+
+
+def _date_param(request, name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.GET.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _int_param(request, name: str) -> int | None:
+    raw = request.GET.get(name, "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
+def backtest_rows(reports: list[dict]) -> list[tuple[str, list]]:
+    """The backtest table: one row per band and one for all, each with
+    (observations, churn rate in percent or None) per model."""
+
+    def percent(rate: float | None) -> float | None:
+        return None if rate is None else 100 * rate
+
+    labels = dict(Band.choices)
+    rows = [
+        (
+            labels[band],
+            [
+                (r["count_by_band"][band], percent(r["churn_rate_by_band"][band]))
+                for r in reports
+            ],
+        )
+        for band in BANDS
+    ]
+    rows.append(
+        ("All", [(r["observations"], percent(r["churn_rate"])) for r in reports])
+    )
+    return rows
+
+
+def backtest_chart(report: dict) -> list[dict]:
+    """Bars of the churn rate per band, as percentages for an inline SVG."""
+    labels = dict(Band.choices)
+    bars = []
+    for i, band in enumerate(BANDS):
+        rate = report["churn_rate_by_band"][band]
+        height = round((rate or 0) * 100, 1)
+        bars.append(
+            {
+                "band": band,
+                "label": labels[band],
+                "x": 10 + i * 70,
+                "height": height,
+                "y": 110 - height,
+                "rate": rate,
+                "count": report["count_by_band"][band],
+            }
+        )
+    return bars
+
+
+class MeasureForm(forms.ModelForm):
+    class Meta:
+        model = Measure
+        fields = ["metric", "weight", "freshness_days", "min_tenure_days", "curve"]
+
+    def clean_weight(self):
+        weight = self.cleaned_data.get("weight")
+        _raise_problems(tuning.measure_weight_problems(weight))
+        return weight
+
+    def clean_curve(self):
+        curve = self.cleaned_data.get("curve")
+        _raise_problems(tuning.curve_problems(curve))
+        return curve
 
 
 class MeasureInline(admin.TabularInline):
     model = Measure
+    form = MeasureForm
     extra = 0
-    fields = ["metric", "weight", "freshness_days", "curve"]
+    fields = ["metric", "weight", "freshness_days", "min_tenure_days", "curve"]
 
     def _frozen(self, obj):
         return obj is not None and obj.model.is_frozen
@@ -157,16 +513,86 @@ class MeasureInline(admin.TabularInline):
         return not self._frozen(obj) and super().has_delete_permission(request, obj)
 
 
+class ComponentForm(forms.ModelForm):
+    """A component edited on its own page is checked against its siblings."""
+
+    class Meta:
+        model = Component
+        fields = ["model", "key", "name", "weight", "replaces"]
+
+    def clean(self):
+        data = super().clean()
+        model = data.get("model")
+        if model is None or data.get("weight") is None or not data.get("key"):
+            return data
+        if model.is_frozen:
+            raise forms.ValidationError(
+                f"{model.label} is {model.status}; clone it to a draft to change it."
+            )
+        replaces = data.get("replaces")
+        if replaces is not None and replaces.model_id != model.pk:
+            self.add_error("replaces", "Choose a component of the same model.")
+            return data
+        siblings = model.components.select_related("replaces")
+        if self.instance.pk:
+            siblings = siblings.exclude(pk=self.instance.pk)
+        rows = [
+            (c.key, c.weight, c.replaces.key if c.replaces else None) for c in siblings
+        ]
+        rows.append((data["key"], data["weight"], replaces.key if replaces else None))
+        _raise_problems(tuning.component_problems(rows))
+        return data
+
+
 @admin.register(Component)
 class ComponentAdmin(FrozenWhenPublished, admin.ModelAdmin):
+    form = ComponentForm
     list_display = ["name", "key", "model", "weight", "replaces"]
     list_filter = ["model"]
+    list_select_related = ["model", "replaces"]
     inlines = [MeasureInline]
+
+
+@admin.register(Override)
+class OverrideAdmin(admin.ModelAdmin):
+    """Overrides are the audit trail: made and ended on the customer page,
+    never edited or deleted here."""
+
+    list_display = [
+        "customer",
+        "band",
+        "computed_band",
+        "starts_on",
+        "expires_on",
+        "ended_on",
+        "created_by",
+    ]
+    list_filter = ["band"]
+    list_select_related = ["customer", "created_by"]
+    search_fields = ["customer__name", "customer__external_id", "reason"]
+    readonly_fields = [f.name for f in Override._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ScoreSnapshot)
 class ScoreSnapshotAdmin(admin.ModelAdmin):
-    list_display = ["customer", "as_of", "score", "band", "coverage", "model"]
+    list_display = [
+        "customer",
+        "as_of",
+        "score",
+        "band",
+        "overridden_band",
+        "coverage",
+        "model",
+    ]
     list_filter = ["band", "model", "as_of"]
     list_select_related = ["customer", "model"]
     search_fields = ["customer__name", "customer__external_id"]

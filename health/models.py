@@ -3,7 +3,7 @@ snapshots the scoring jobs write."""
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class Band(models.TextChoices):
@@ -369,6 +369,12 @@ class Measure(models.Model):
     curve = models.JSONField(
         help_text="A list of [value, points] pairs, values strictly increasing."
     )
+    min_tenure_days = models.PositiveIntegerField(
+        "minimum tenure (days)",
+        default=0,
+        help_text="The measure counts only once the customer has been a "
+        "customer this many days; before that it is not yet applicable.",
+    )
 
     class Meta:
         ordering = ["component", "id"]
@@ -394,6 +400,18 @@ class ScoreSnapshot(models.Model):
     band = models.CharField(max_length=16, choices=Band.choices)
     coverage = models.FloatField()
     breakdown = models.JSONField(default=dict)
+    # ``band`` is always the band the score gives; an override in effect on
+    # the snapshot's date is kept beside it, so both stay visible.
+    overridden_band = models.CharField(
+        max_length=16, choices=Band.choices, blank=True, default=""
+    )
+    override = models.ForeignKey(
+        "Override",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="snapshots",
+    )
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -409,6 +427,73 @@ class ScoreSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.as_of}: {self.score} ({self.band})"
+
+    @property
+    def computed_band(self) -> str:
+        return self.band
+
+    @property
+    def effective_band(self) -> str:
+        """The band the team acts on: the override's when one applies."""
+        return self.overridden_band or self.band
+
+
+class Override(models.Model):
+    """A person's judgement of a customer's band, for a limited time.
+
+    In effect on the days D with ``starts_on <= D < expires_on`` and, when it
+    was ended early, ``D < ended_on``. Rows are never deleted: they are the
+    audit trail, and the backtest checks them against what happened."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="overrides"
+    )
+    band = models.CharField(
+        max_length=16, choices=[c for c in Band.choices if c[0] != Band.UNSCORED]
+    )
+    computed_band = models.CharField(
+        max_length=16,
+        choices=Band.choices,
+        blank=True,
+        default="",
+        help_text="The band the score gave when the override was made.",
+    )
+    reason = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="band_overrides",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    starts_on = models.DateField()
+    expires_on = models.DateField()
+    ended_on = models.DateField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="ended_band_overrides",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["customer", "starts_on"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(expires_on__gt=F("starts_on")),
+                name="override_expires_after_start",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.band} until {self.expires_on}"
+
+    def in_effect_on(self, day) -> bool:
+        if self.ended_on is not None and day >= self.ended_on:
+            return False
+        return self.starts_on <= day < self.expires_on
 
 
 class JobRun(models.Model):

@@ -110,6 +110,9 @@ class MeasureSpec:
     curve: Curve
     derived: bool = False
     freshness_days: int = DEFAULT_FRESHNESS_DAYS
+    # 0: always applies. Otherwise the measure is "not yet applicable" to a
+    # customer whose tenure is shorter (no renewals judged in year one).
+    min_tenure_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -290,11 +293,21 @@ def _opportunity_metrics(as_of: date, activity: Activity) -> dict[str, float | N
 # --- Scoring ----------------------------------------------------------------
 
 
+NOT_APPLICABLE = "not_applicable"
+
+
+def tenure_on(customer_since: date | None, as_of: date) -> int | None:
+    """Whole days a customer has been one as of the date; None when unknown."""
+    if customer_since is None:
+        return None
+    return (as_of - customer_since).days
+
+
 @dataclass
 class MeasureResult:
     metric: str
     weight: float
-    status: str  # fresh, stale or missing
+    status: str  # fresh, stale, missing or not_applicable
     value: float | None = None
     points: float | None = None
     observed_on: date | None = None
@@ -307,6 +320,7 @@ class MeasureResult:
             "value": self.value,
             "points": None if self.points is None else round_half_up(self.points, 2),
             "observed_on": self.observed_on.isoformat() if self.observed_on else None,
+            **({"note": "not yet applicable"} if self.status == NOT_APPLICABLE else {}),
         }
 
 
@@ -360,8 +374,15 @@ def _score_measure(
     as_of: date,
     readings: Mapping[str, tuple[float, date]],
     derived: Mapping[str, float | None],
+    tenure: int | None = None,
 ) -> MeasureResult:
     result = MeasureResult(measure.metric, measure.weight, "missing")
+
+    # Unknown tenure counts as long enough: a customer whose start date is
+    # unknown is scored like any other (see DESIGN's "a customer as of D").
+    if tenure is not None and tenure < measure.min_tenure_days:
+        result.status = NOT_APPLICABLE
+        return result
 
     if measure.derived:
         value = derived.get(measure.metric)
@@ -390,16 +411,22 @@ def score_customer(
     as_of: date,
     readings: Mapping[str, tuple[float, date]],
     derived: Mapping[str, float | None],
+    tenure_days: int | None = None,
 ) -> ScoreResult:
     """Score one customer as of ``as_of``.
 
     ``readings`` maps an imported metric to its latest reading on or before
     the date as (value, observed on); ``derived`` maps a derived metric to its
     value (None when missing), as ``derive_metrics`` computes it.
+    ``tenure_days`` is how long the customer has been one (None: unknown);
+    measures with a longer minimum tenure are left out like missing ones.
     """
     components: dict[str, ComponentResult] = {}
     for spec in model.components:
-        measures = [_score_measure(m, as_of, readings, derived) for m in spec.measures]
+        measures = [
+            _score_measure(m, as_of, readings, derived, tenure_days)
+            for m in spec.measures
+        ]
         result = ComponentResult(
             spec.key, spec.name, spec.weight, measures, replaces=spec.replaces
         )
