@@ -50,6 +50,7 @@ def load_model_spec(model: ScoreModel) -> ModelSpec:
                 curve=tuple((float(v), float(p)) for v, p in measure.curve),
                 derived=measure.metric.source == "derived",
                 freshness_days=measure.freshness_days,
+                min_tenure_days=measure.min_tenure_days,
             )
         )
 

@@ -19,63 +19,38 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from health import services
 from health.models import JobRun
+from health.queue import (
+    FAILURE_TTL,
+    JOB_TIMEOUT,
+    RESULT_TTL,
+    enqueue,
+    get_queue,
+)
+
+# Callers start work from this module; these two live in health.queue so that
+# services can ask for a re-score without importing the jobs.
+from health.queue import request_rescore as request_rescore
+from health.queue import today as today
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
-# A chunk of about a thousand customers takes seconds; ten minutes means
-# something is wrong, and the chunk is retried once from scratch (it is
-# idempotent).
-CHUNK_TIMEOUT = 600
-# Results are kept a day for the django-rq dashboard; failures a week, long
-# enough to be looked at after a weekend.
-RESULT_TTL = 24 * 3600
-FAILURE_TTL = 7 * 24 * 3600
 NIGHTLY_JOB_PREFIX = "health-nightly-score"
 
 
-def _queue():
-    import django_rq
-
-    return django_rq.get_queue(settings.RQ_QUEUE_NAME)
-
-
-def _on_failure(job, connection, exc_type, exc_value, tb) -> None:
-    """RQ calls this when a job fails; a run that loses a chunk has failed."""
+def on_job_failure(job, connection, exc_type, exc_value, tb) -> None:
+    """RQ calls this when a job fails; a run that loses a chunk for good (no
+    retry left) has failed."""
     run_id = job.kwargs.get("run_id")
     if run_id is not None and not job.retries_left:
         close_old_connections()
         services.fail_job_run(run_id=run_id, error=f"{exc_type.__name__}: {exc_value}")
-
-
-def enqueue(func: Callable, *, job_id: str | None = None, **kwargs) -> None:
-    """Run ``func(**kwargs)`` once the current transaction commits: on an RQ
-    worker when Redis is configured, else inline."""
-
-    def send() -> None:
-        if settings.JOBS_INLINE:
-            func(**kwargs)
-            return
-        from rq import Callback, Retry
-
-        _queue().enqueue(
-            func,
-            kwargs=kwargs,
-            job_id=job_id,
-            job_timeout=CHUNK_TIMEOUT,
-            result_ttl=RESULT_TTL,
-            failure_ttl=FAILURE_TTL,
-            retry=Retry(max=1, interval=30),
-            on_failure=Callback(_on_failure),
-        )
-
-    transaction.on_commit(send)
 
 
 def _fresh_connection(func: Callable) -> Callable:
@@ -152,23 +127,6 @@ def nightly_score():
 
 
 # --- Starting work -------------------------------------------------------------
-
-
-def today() -> date:
-    return timezone.now().astimezone(UTC).date()
-
-
-def request_rescore(customer_ids: list[int], as_of: date | None = None) -> None:
-    """Re-score customers as of today once the current transaction commits:
-    one job, whatever the number of customers."""
-    ids = sorted(set(customer_ids))
-    if not ids:
-        return
-    as_of_iso = (as_of or today()).isoformat()
-    if len(ids) == 1:
-        enqueue(score_one, customer_id=ids[0], as_of=as_of_iso)
-    else:
-        enqueue(score_many, customer_ids=ids, as_of=as_of_iso)
 
 
 def start_score_all(
@@ -261,13 +219,13 @@ def schedule_nightly(now: datetime | None = None) -> datetime | None:
         return None
     at = next_nightly_at(now)
     job_id = f"{NIGHTLY_JOB_PREFIX}-{at:%Y%m%d}"
-    queue = _queue()
+    queue = get_queue()
     if queue.fetch_job(job_id) is None:
         queue.enqueue_at(
             at,
             nightly_score,
             job_id=job_id,
-            job_timeout=CHUNK_TIMEOUT,
+            job_timeout=JOB_TIMEOUT,
             result_ttl=RESULT_TTL,
             failure_ttl=FAILURE_TTL,
         )

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from health.backtest import overrides_in_effect
 from health.inputs import (
     active_models,
     gather_activity,
@@ -22,8 +24,17 @@ from health.inputs import (
     load_model_spec,
     scorable_customers,
 )
-from health.models import JobRun, ScoreModel, ScoreSnapshot
-from health.scoring import ModelSpec, derive_metrics, score_customer
+from health.models import (
+    Customer,
+    Interaction,
+    JobRun,
+    Override,
+    Pulse,
+    ScoreModel,
+    ScoreSnapshot,
+)
+from health.queue import request_rescore
+from health.scoring import ModelSpec, derive_metrics, score_customer, tenure_on
 from health.signals import band_changed, scores_written
 
 logger = logging.getLogger(__name__)
@@ -78,7 +89,7 @@ def score_customers(
             previous_band=Subquery(earlier.values("band")[:1]),
             has_later=Exists(later),
         )
-        .values_list("pk", "segment", "previous_band", "has_later")
+        .values_list("pk", "segment", "customer_since", "previous_band", "has_later")
     )
 
     imported: dict[str, int] = {}
@@ -92,11 +103,17 @@ def score_customers(
     activity = gather_activity(scored_ids, as_of, derived)
 
     snapshots, previous = [], {}
-    for customer_id, segment, previous_band, has_later in customers:
+    for customer_id, segment, since, previous_band, has_later in customers:
         score_model = model or model_for_segment(models, segment)
         spec = specs[score_model.pk]
         values = derive_metrics(as_of, activity[customer_id], spec.derived_metrics)
-        result = score_customer(spec, as_of, readings[customer_id], values)
+        result = score_customer(
+            spec,
+            as_of,
+            readings[customer_id],
+            values,
+            tenure_days=tenure_on(since, as_of),
+        )
         snapshots.append(
             ScoreSnapshot(
                 customer_id=customer_id,
@@ -121,6 +138,7 @@ def score_customers(
             unique_fields=["customer", "model", "as_of"],
             update_fields=["score", "band", "coverage", "breakdown", "computed_at"],
         )
+        stamp_overrides(customer_ids=scored_ids, as_of=as_of)
         if announce:
             changes = [
                 (s, previous[s.customer_id])
@@ -150,6 +168,29 @@ def _announce(
         )
     if newest:
         scores_written.send(sender=ScoreSnapshot, customer_ids=newest, as_of=as_of)
+
+
+def stamp_overrides(*, customer_ids: Sequence[int], as_of: date) -> int:
+    """Write the override in effect on ``as_of`` onto each customer's
+    snapshots of that date, and clear it where none is; returns how many
+    snapshots carry one. Call it after scoring: the scoring job upserts the
+    computed band and leaves these fields alone. Two queries plus one update
+    per overridden customer."""
+    ids = list(customer_ids)
+    in_effect: dict[int, Override] = {}
+    for override in overrides_in_effect(as_of, ids):
+        in_effect.setdefault(override.customer_id, override)
+
+    snapshots = ScoreSnapshot.objects.filter(customer_id__in=ids, as_of=as_of)
+    snapshots.exclude(customer_id__in=list(in_effect)).exclude(
+        overridden_band=""
+    ).update(overridden_band="", override=None)
+    stamped = 0
+    for customer_id, override in in_effect.items():
+        stamped += snapshots.filter(customer_id=customer_id).update(
+            overridden_band=override.band, override=override
+        )
+    return stamped
 
 
 def scorable_ids(as_of: date) -> list[int]:
@@ -226,11 +267,6 @@ def last_successful_run(kind: str) -> JobRun | None:
 # A CSM's own work on an account. Each write re-scores the customer once the
 # transaction commits: inline at once, or on an RQ worker.
 
-# Imported here, not above, so that this section stays one appended block.
-from django.contrib.auth.models import AbstractBaseUser  # noqa: E402
-
-from health.models import Customer, Interaction, Pulse  # noqa: E402
-
 
 def log_interaction(
     *,
@@ -242,9 +278,6 @@ def log_interaction(
     summary: str = "",
 ) -> Interaction:
     """Record an interaction with the customer and re-score it."""
-    # health.jobs imports this module; importing it here avoids the cycle.
-    from health.jobs import request_rescore
-
     with transaction.atomic():
         interaction = Interaction.objects.create(
             customer=customer,
@@ -268,8 +301,6 @@ def log_pulse(
     entered_at: datetime | None = None,
 ) -> Pulse:
     """Record a CSM's 1-5 read of the account and re-score the customer."""
-    from health.jobs import request_rescore
-
     with transaction.atomic():
         pulse = Pulse.objects.create(
             customer=customer,

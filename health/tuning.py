@@ -35,6 +35,7 @@ from health.models import (
     ScoreSnapshot,
 )
 from health.scoring import BANDS, UNSCORED, validate_curve
+from health.services import stamp_overrides
 from workbench.roles import CSM, has_role, is_manager
 
 logger = logging.getLogger(__name__)
@@ -441,26 +442,3 @@ def end_override(*, override: Override, by, today: date | None = None) -> Overri
                 overridden_band="", override=None
             )
     return override
-
-
-def stamp_overrides(*, customer_ids: Sequence[int], as_of: date) -> int:
-    """Write the override in effect on ``as_of`` onto each customer's
-    snapshots of that date, and clear it where none is; returns how many
-    snapshots carry one. Call it after scoring: the scoring job upserts the
-    computed band and leaves these fields alone. Two queries plus one update
-    per overridden customer."""
-    ids = list(customer_ids)
-    in_effect: dict[int, Override] = {}
-    for override in overrides_in_effect(as_of, ids):
-        in_effect.setdefault(override.customer_id, override)
-
-    snapshots = ScoreSnapshot.objects.filter(customer_id__in=ids, as_of=as_of)
-    snapshots.exclude(customer_id__in=list(in_effect)).exclude(
-        overridden_band=""
-    ).update(overridden_band="", override=None)
-    stamped = 0
-    for customer_id, override in in_effect.items():
-        stamped += snapshots.filter(customer_id=customer_id).update(
-            overridden_band=override.band, override=override
-        )
-    return stamped
