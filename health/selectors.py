@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from django.db.models import Max, OuterRef, QuerySet, Subquery
 
-from health.models import ScoreModel, ScoreSnapshot
+from health.models import JobRun, ScoreModel, ScoreSnapshot
 from health.scoring import round_half_up
 
 # DESIGN.md rule 9: the earlier snapshot of a change may be this much older
@@ -29,6 +29,21 @@ def latest_as_of() -> date | None:
     """The latest date with snapshots, None before the first score. One
     query."""
     return official_snapshots().aggregate(latest=Max("as_of"))["latest"]
+
+
+def latest_full_run_as_of() -> date | None:
+    """The newest date that a whole-book run (score all, nightly, backfill)
+    scored and finished; else the latest date with snapshots. Re-scoring one
+    customer today does not move it, so an export of "the latest scores"
+    holds every customer. Two queries at most."""
+    runs = JobRun.objects.filter(
+        status=JobRun.Status.SUCCEEDED,
+        kind__in=[JobRun.Kind.SCORE_ALL, JobRun.Kind.NIGHTLY, JobRun.Kind.BACKFILL],
+    ).order_by("-finished_at")[:20]
+    dates = [
+        date.fromisoformat(day) for run in runs for day in run.params.get("dates", [])
+    ]
+    return max(dates) if dates else latest_as_of()
 
 
 def latest_snapshots(as_of: date | None = None) -> QuerySet[ScoreSnapshot]:

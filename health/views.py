@@ -1,56 +1,454 @@
+"""The workbench pages: a CSM's book, all customers, focus lists, one
+customer, and the managers' dashboard.
+
+Views stay thin: ``workbench.access`` decides who may do what, the reads
+live in ``health.selectors`` and the writes in ``health.services``. Every
+list page costs a fixed number of queries whatever its size.
+"""
+
+from datetime import UTC, date, timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
-from django.db.models import F, OuterRef, Subquery
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.db.models import F
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
-from health.models import Band, Customer, ScoreSnapshot
-from workbench.access import role_required
+from health import selectors, services
+from health.forms import InteractionForm, OwnerForm, PulseForm, csm_users
+from health.models import Band, Customer, Metric
+from health.scoring import DEFAULT_BAND_LIMITS, contributions
+from workbench.access import (
+    customer_for,
+    manager_required,
+    may_work_on,
+    role_required,
+)
+from workbench.roles import is_manager
 
+PAGE_SIZES = (25, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 50
+
+# Sort keys of the customer tables; "-key" sorts the other way. Empty values
+# go last either way, and name then id keep pages stable.
 SORTS = {
-    "name": F("name").asc(),
-    "-name": F("name").desc(),
-    "score": F("score").asc(nulls_first=True),
-    "-score": F("score").desc(nulls_last=True),
-    "arr": F("arr").asc(),
-    "-arr": F("arr").desc(),
+    "name": F("name"),
+    "segment": F("segment"),
+    "owner": F("owner__first_name"),
+    "arr": F("arr"),
+    "score": F("score"),
+    "delta": F("delta"),
+    "coverage": F("coverage"),
+    "last_interaction": F("last_interaction_at"),
+    "renewal": F("renewal_date"),
 }
+
+
+def _ordered(customers, sort: str, default: str):
+    if sort.lstrip("-") not in SORTS:
+        sort = default
+    field = SORTS[sort.lstrip("-")]
+    order = (
+        field.desc(nulls_last=True)
+        if sort.startswith("-")
+        else field.asc(nulls_last=True)
+    )
+    return customers.order_by(order, "name", "pk"), sort
+
+
+def _page(request, customers):
+    try:
+        size = int(request.GET.get("per_page", DEFAULT_PAGE_SIZE))
+    except ValueError:
+        size = DEFAULT_PAGE_SIZE
+    size = min(max(size, 10), PAGE_SIZES[-1])
+    return Paginator(customers, size).get_page(request.GET.get("page"))
+
+
+def _today() -> date:
+    return timezone.now().astimezone(UTC).date()
+
+
+# --- Lists -------------------------------------------------------------------
+
+
+@require_GET
+@role_required
+def home(request):
+    """Managers start on the dashboard, everyone else on their book."""
+    if is_manager(request.user):
+        return redirect("dashboard")
+    return redirect("my-book")
+
+
+@require_GET
+@role_required
+def my_book(request):
+    """The customers the user owns, least healthy first."""
+    as_of = selectors.latest_as_of()
+    customers = selectors.customer_scores(as_of).filter(owner=request.user)
+    customers, sort = _ordered(customers, request.GET.get("sort", ""), "score")
+
+    return render(
+        request,
+        "health/my_book.html",
+        {
+            "page": _page(request, customers),
+            "page_sizes": PAGE_SIZES,
+            "sort": sort,
+            "as_of": as_of,
+        },
+    )
 
 
 @require_GET
 @role_required
 def customer_list(request):
-    """Current customers with their latest score, least healthy first."""
-    latest = ScoreSnapshot.objects.filter(customer=OuterRef("pk")).order_by(
-        "-as_of", "-computed_at"
-    )
-    customers = (
-        Customer.objects.filter(churned_on__isnull=True)
-        .select_related("owner")
-        .annotate(
-            score=Subquery(latest.values("score")[:1]),
-            band=Subquery(latest.values("band")[:1]),
-            as_of=Subquery(latest.values("as_of")[:1]),
-        )
-    )
+    """Every current customer: filters, search, sort and pages."""
+    as_of = selectors.latest_as_of()
+    customers = selectors.customer_scores(as_of)
 
     band = request.GET.get("band", "")
-    if band in Band.values:
+    if band == Band.UNSCORED:
+        customers = selectors.unscored(customers)
+    elif band in Band.values:
         customers = customers.filter(band=band)
+    owner = request.GET.get("owner", "")
+    if owner == "none":
+        customers = customers.filter(owner__isnull=True)
+    elif owner.isdigit():
+        customers = customers.filter(owner_id=int(owner))
+    segment = request.GET.get("segment", "")
+    if segment:
+        customers = customers.filter(segment=segment)
+    declined = request.GET.get("declined") == "1"
+    if declined:
+        customers = selectors.declined(customers)
     query = request.GET.get("q", "").strip()
     if query:
         customers = customers.filter(name__icontains=query)
-    sort = request.GET.get("sort", "score")
-    customers = customers.order_by(SORTS.get(sort, SORTS["score"]), "name")
+    customers, sort = _ordered(customers, request.GET.get("sort", ""), "score")
 
-    page = Paginator(customers, 50).get_page(request.GET.get("page"))
+    segments = (
+        Customer.objects.exclude(segment="")
+        .order_by("segment")
+        .values_list("segment", flat=True)
+        .distinct()
+    )
     return render(
         request,
         "health/customer_list.html",
         {
-            "page": page,
+            "page": _page(request, customers),
+            "page_sizes": PAGE_SIZES,
+            "as_of": as_of,
+            "sort": sort,
             "bands": Band.choices,
             "band": band,
+            "owners": csm_users(),
+            "owner": owner,
+            "segments": segments,
+            "segment": segment,
+            "declined": declined,
+            "decline_points": selectors.DECLINE_POINTS,
             "q": query,
+        },
+    )
+
+
+FOCUS_LISTS = {
+    "needs-attention": {
+        "title": "Needs attention",
+        "about": "Very unhealthy and unhealthy customers, most ARR at stake first.",
+        "sort": "-arr",
+    },
+    "untapped": {
+        "title": "Untapped",
+        "about": "Neutral customers: neither at risk nor won over, where time "
+        "spent pays most. Most ARR first.",
+        "sort": "-arr",
+    },
+    "cross-sell": {
+        "title": "Cross-sell",
+        "about": "Healthy and very healthy customers, fewest products first: "
+        "room to sell more.",
+        "sort": "products",
+    },
+    "likely-lost": {
+        "title": "Likely lost",
+        "about": "Very unhealthy for 90 days or more without improving.",
+        "sort": "score",
+    },
+}
+
+
+@require_GET
+@role_required
+def focus_list(request, slug: str):
+    focus = FOCUS_LISTS.get(slug)
+    if focus is None:
+        raise Http404("No such focus list.")
+
+    as_of = selectors.latest_as_of()
+    customers = selectors.customer_scores(as_of)
+    if slug == "needs-attention":
+        customers = customers.filter(band__in=selectors.LOW_BANDS)
+    elif slug == "untapped":
+        customers = customers.filter(band=Band.NEUTRAL)
+    elif slug == "cross-sell":
+        customers = customers.filter(band__in=selectors.HIGH_BANDS).annotate(
+            products=selectors.product_counts_subquery()
+        )
+    elif as_of is not None:
+        customers = selectors.likely_lost(customers, as_of)
+    else:
+        customers = customers.none()
+
+    if slug == "cross-sell" and request.GET.get("sort", "") in ("", "products"):
+        customers, sort = customers.order_by("products", "-arr", "pk"), "products"
+    else:
+        customers, sort = _ordered(
+            customers, request.GET.get("sort", ""), focus["sort"]
+        )
+
+    return render(
+        request,
+        "health/focus_list.html",
+        {
+            "page": _page(request, customers),
+            "page_sizes": PAGE_SIZES,
+            "as_of": as_of,
             "sort": sort,
+            "focus": focus,
+            "slug": slug,
+            "focus_lists": FOCUS_LISTS,
+            "show_products": slug == "cross-sell",
+        },
+    )
+
+
+# --- One customer ------------------------------------------------------------
+
+
+def _customer_page(
+    request, customer: Customer, *, interaction_form=None, pulse_form=None
+):
+    """The customer page; the forms come back with their errors after a
+    refused post."""
+    snapshot = selectors.newest_snapshot(customer.pk)
+    end = _today()
+    limits = DEFAULT_BAND_LIMITS
+    baseline = delta = None
+    changes = []
+
+    if snapshot is not None:
+        end = max(end, snapshot.as_of)
+        model = snapshot.model
+        limits = (
+            0,
+            model.band_unhealthy,
+            model.band_neutral,
+            model.band_healthy,
+            model.band_very_healthy,
+        )
+        baseline = selectors.baseline_snapshot(customer.pk, snapshot.as_of)
+        if baseline is not None:
+            delta = selectors.score_change(snapshot.score, baseline.score)
+        if delta is not None:
+            changes = _what_changed(snapshot.breakdown, baseline.breakdown)
+
+    start = end - timedelta(days=365)
+    may_work = may_work_on(request.user, customer)
+    may_reassign = is_manager(request.user)
+    metric_names = dict(Metric.objects.values_list("key", "name"))
+
+    return render(
+        request,
+        "health/customer_detail.html",
+        {
+            "customer": customer,
+            "snapshot": snapshot,
+            "components": _components(snapshot, metric_names),
+            "history": selectors.score_history(customer.pk, start, end),
+            "chart_start": start,
+            "chart_end": end,
+            "limits": limits,
+            "baseline": baseline,
+            "delta": delta,
+            "changes": changes,
+            "interactions": customer.interactions.select_related("csm")[:20],
+            "pulses": customer.pulses.select_related("csm")[:5],
+            "may_work": may_work,
+            "may_reassign": may_reassign,
+            "interaction_form": interaction_form
+            or InteractionForm(initial={"occurred_on": _today(), "kind": "call"}),
+            "pulse_form": pulse_form or PulseForm(),
+            "owner_form": OwnerForm(initial={"owner": customer.owner_id})
+            if may_reassign
+            else None,
+            "jobs_inline": settings.JOBS_INLINE,
+        },
+    )
+
+
+def _components(snapshot, metric_names: dict[str, str]) -> list[dict]:
+    if snapshot is None:
+        return []
+    components = []
+    for component in snapshot.breakdown.get("components", []):
+        measures = [
+            {**m, "name": metric_names.get(m["metric"], m["metric"])}
+            for m in component.get("measures", [])
+        ]
+        components.append({**component, "measures": measures})
+    return components
+
+
+def _what_changed(now: dict, then: dict) -> list[dict]:
+    """Each component's contribution to the change, biggest first."""
+    names = {c["key"]: c["name"] for c in then.get("components", [])}
+    names |= {c["key"]: c["name"] for c in now.get("components", [])}
+    scores_now = {c["key"]: c.get("score") for c in now.get("components", [])}
+    scores_then = {c["key"]: c.get("score") for c in then.get("components", [])}
+    rows = [
+        {
+            "key": key,
+            "name": names.get(key, key),
+            "then": scores_then.get(key),
+            "now": scores_now.get(key),
+            "contribution": value,
+        }
+        for key, value in contributions(now, then).items()
+    ]
+    return sorted(rows, key=lambda row: -abs(row["contribution"]))
+
+
+@require_GET
+@role_required
+def customer_detail(request, pk: int):
+    customer = customer_for(request, pk)
+    return _customer_page(request, customer)
+
+
+@require_POST
+@role_required
+def log_interaction(request, pk: int):
+    customer = customer_for(request, pk, action="work")
+
+    form = InteractionForm(request.POST)
+    if not form.is_valid():
+        return _customer_page(request, customer, interaction_form=form)
+
+    services.log_interaction(
+        customer=customer,
+        csm=request.user,
+        kind=form.cleaned_data["kind"],
+        occurred_at=form.occurred_at(),
+        sentiment=form.cleaned_data["sentiment"],
+        summary=form.cleaned_data["summary"],
+    )
+    messages.success(request, _logged("Interaction logged."))
+    return redirect(reverse("customer-detail", args=[customer.pk]) + "#interactions")
+
+
+@require_POST
+@role_required
+def log_pulse(request, pk: int):
+    customer = customer_for(request, pk, action="work")
+
+    form = PulseForm(request.POST)
+    if not form.is_valid():
+        return _customer_page(request, customer, pulse_form=form)
+
+    services.log_pulse(
+        customer=customer,
+        csm=request.user,
+        rating=form.cleaned_data["rating"],
+        note=form.cleaned_data["note"],
+    )
+    messages.success(request, _logged("Pulse saved."))
+    return redirect(reverse("customer-detail", args=[customer.pk]) + "#pulse")
+
+
+def _logged(what: str) -> str:
+    if settings.JOBS_INLINE:
+        return f"{what} The score is up to date."
+    return f"{what} The score updates once the re-score job has run."
+
+
+@require_POST
+@role_required
+def reassign_owner(request, pk: int):
+    customer = customer_for(request, pk, action="reassign")
+
+    form = OwnerForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose an owner from the list.")
+        return redirect("customer-detail", pk=customer.pk)
+
+    services.reassign_owner(customer=customer, owner=form.cleaned_data["owner"])
+    owner = customer.owner
+    name = owner.get_full_name() or owner.get_username() if owner else "no one"
+    messages.success(request, f"{customer.name} now belongs to {name}.")
+    return redirect("customer-detail", pk=customer.pk)
+
+
+# --- Managers ----------------------------------------------------------------
+
+
+def _month_ends(today: date, count: int = 12) -> list[date]:
+    """The last ``count`` month ends before today, oldest first."""
+    ends, day = [], today.replace(day=1) - timedelta(days=1)
+    for _ in range(count):
+        ends.append(day)
+        day = day.replace(day=1) - timedelta(days=1)
+    return ends[::-1]
+
+
+@require_GET
+@manager_required
+def dashboard(request):
+    """Band mix now and by month, the biggest movers, and every CSM's book."""
+    as_of = selectors.latest_as_of()
+    scores = selectors.customer_scores(as_of)
+
+    mix_now = selectors.band_mix(scores)
+    month_ends = _month_ends(_today())
+    by_month = selectors.band_mix_by_month(month_ends)
+    months = [(end.strftime("%b %y"), by_month.get(end, {})) for end in month_ends]
+    months.append(("Now", mix_now))
+
+    movers = scores.filter(delta__isnull=False).select_related(None)
+    down = list(movers.filter(delta__lt=0).order_by("delta", "name")[:10])
+    up = list(movers.filter(delta__gt=0).order_by("-delta", "name")[:10])
+
+    books = selectors.books_by_owner(scores)
+    owners = list(csm_users())
+    owner_ids = {user.pk for user in owners}
+    others = [pk for pk in books if pk is not None and pk not in owner_ids]
+    owners += list(get_user_model().objects.filter(pk__in=others))
+    empty = {"customers": 0, "arr": 0, "unhealthy": 0}
+    rows = [{"user": user, **books.get(user.pk, empty)} for user in owners]
+    unowned = books.get(None)
+
+    return render(
+        request,
+        "health/dashboard.html",
+        {
+            "as_of": as_of,
+            "mix_now": [
+                (key, label, mix_now.get(key, 0)) for key, label in Band.choices
+            ],
+            "total": sum(mix_now.values()),
+            "months": months,
+            "down": down,
+            "up": up,
+            "books": rows,
+            "unowned": unowned,
         },
     )

@@ -11,9 +11,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from health import selectors
-from health.models import Customer, ScoreModel, ScoreSnapshot
+from health.models import Customer, JobRun, ScoreModel, ScoreSnapshot
 
 D = date(2024, 6, 30)
 D_MINUS_30 = date(2024, 5, 31)
@@ -245,4 +246,25 @@ def test_export_queries_do_not_grow_with_customers(book, default_model):
         rows = export()
 
     assert len(rows) == 27
-    assert len(many) == len(few) == 2
+    # The default date (finished runs, then the latest snapshot) and the rows.
+    assert len(many) == len(few) == 3
+
+
+def test_export_default_date_ignores_a_single_rescore_after_the_full_run(
+    book, default_model
+):
+    JobRun.objects.create(
+        kind=JobRun.Kind.SCORE_ALL,
+        status=JobRun.Status.SUCCEEDED,
+        params={"dates": [D.isoformat()]},
+        total=6,
+        done=6,
+        finished_at=timezone.now(),
+    )
+    # One customer re-scored the next day after a logged interaction.
+    snapshot(book["A-1"], default_model, D + timedelta(days=1), 74.0)
+
+    rows = export()
+
+    assert {row[2] for row in rows[1:]} == {D.isoformat()}
+    assert len(rows) - 1 == 6

@@ -16,8 +16,8 @@ def iso_date(value: str) -> date:
 
 class Command(BaseCommand):
     help = (
-        "Export the scores as of a date (default: the latest scored date) as "
-        "CSV, XLSX or a CSV for the Salesforce Data Loader."
+        "Export the scores as of a date (default: the newest date the whole "
+        "book was scored) as CSV, XLSX or a CSV for the Salesforce Data Loader."
     )
 
     def add_arguments(self, parser):
@@ -30,7 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args, as_of, format, output, **options):
         if format == "xlsx" and not output:
             raise CommandError("an xlsx export needs -o FILE")
-        as_of = as_of or selectors.latest_as_of()
+        as_of = as_of or selectors.latest_full_run_as_of()
         if as_of is None:
             raise CommandError("no scores yet; run `manage.py score` first")
 
