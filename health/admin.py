@@ -7,23 +7,34 @@ publish, what-if and backtest are pages of a model that call
 """
 
 from datetime import date
+from pathlib import Path
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
-from health import backtest, jobs, services, tuning
+from health import (
+    backtest,
+    import_profiles,
+    import_resources,
+    importers,
+    jobs,
+    services,
+    tuning,
+)
 from health.models import (
     Band,
     Component,
     Customer,
     ImportBatch,
+    ImportProfile,
     Interaction,
     JobRun,
     Measure,
@@ -654,3 +665,292 @@ class ImportBatchAdmin(admin.ModelAdmin):
         "rows_skipped",
     ]
     list_filter = ["kind"]
+
+
+# --- Imports: profiles, upload with preview, exports, undo ------------------
+# The upload page runs the same importer as ``manage.py import_data``: a dry
+# run for the preview, then the import itself; exports go through one
+# django-import-export resource per kind (health.import_resources).
+
+
+class ImportProfileForm(forms.ModelForm):
+    class Meta:
+        model = ImportProfile
+        fields = [
+            "name",
+            "kind",
+            "description",
+            "columns",
+            "constants",
+            "value_maps",
+            "customer_field",
+            "date_order",
+            "decimal_comma",
+            "thousands_separator",
+            "true_words",
+            "false_words",
+            "missing_values",
+            "encoding",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        for name, problems in import_profiles.problems(
+            kind=cleaned.get("kind", ""),
+            columns=cleaned.get("columns"),
+            constants=cleaned.get("constants"),
+            value_maps=cleaned.get("value_maps"),
+            encoding=cleaned.get("encoding", ""),
+            decimal_comma=cleaned.get("decimal_comma", False),
+            thousands_separator=cleaned.get("thousands_separator", ""),
+        ).items():
+            for problem in problems:
+                self.add_error(name, problem)
+        return cleaned
+
+
+@admin.register(ImportProfile)
+class ImportProfileAdmin(admin.ModelAdmin):
+    form = ImportProfileForm
+    list_display = ["name", "kind", "customer_field", "date_order", "updated_at"]
+    list_filter = ["kind"]
+    search_fields = ["name", "description"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "description"]}),
+        ("Columns", {"fields": ["columns", "constants", "value_maps"]}),
+        ("Customers", {"fields": ["customer_field"]}),
+        (
+            "Cells",
+            {
+                "fields": [
+                    "date_order",
+                    "decimal_comma",
+                    "thousands_separator",
+                    "true_words",
+                    "false_words",
+                    "missing_values",
+                    "encoding",
+                ]
+            },
+        ),
+    ]
+
+
+class ImportUploadForm(forms.Form):
+    kind = forms.ChoiceField(label="Kind or profile")
+    file = forms.FileField(help_text="CSV (any common encoding) or XLSX.")
+    skip_bad_rows = forms.BooleanField(
+        required=False,
+        help_text="Import the good rows and give back the bad ones to fix.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        profiles = [
+            (p.name, f"{p.name} ({p.kind})")
+            for p in ImportProfile.objects.only("name", "kind")
+        ]
+        self.fields["kind"].choices = [
+            ("Kinds", [(k, k) for k in importers.KINDS]),
+            ("Profiles", profiles),
+        ]
+
+
+class ExportForm(forms.Form):
+    kind = forms.ChoiceField(choices=[(k, k) for k in importers.KINDS])
+    format = forms.ChoiceField(
+        choices=[(f, f.upper()) for f in import_resources.EXPORT_FORMATS]
+    )
+
+
+admin.site.unregister(ImportBatch)
+
+
+@admin.register(ImportBatch)
+class ImportBatchUploadAdmin(ImportBatchAdmin):
+    """Import batches with an upload page (preview, then import), an export
+    page, and an action that undoes a batch."""
+
+    change_list_template = "admin/health/importbatch_change_list.html"
+    actions = ["undo_batches"]
+    readonly_fields = [
+        "kind",
+        "file_name",
+        "created_by",
+        "created_at",
+        "rows_new",
+        "rows_updated",
+        "rows_unchanged",
+        "rows_skipped",
+        "errors",
+    ]
+
+    def has_add_permission(self, request):
+        # Batches come from imports, never from a blank form.
+        return False
+
+    def get_urls(self):
+        def view(func):
+            return self.admin_site.admin_view(func)
+
+        return [
+            path("upload/", view(self.upload_view), name="health_import_upload"),
+            path(
+                "upload/<str:token>/rejects/",
+                view(self.rejects_view),
+                name="health_import_rejects",
+            ),
+            path("export/", view(self.export_view), name="health_import_export"),
+            *super().get_urls(),
+        ]
+
+    def _uploads(self, request) -> dict:
+        return request.session.setdefault("health_imports", {})
+
+    def upload_view(self, request):
+        """GET: the form. POST with a file: a dry run, shown as a preview
+        with a button to import. POST with a token: the import itself."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import a file",
+        }
+        if request.method == "POST" and "token" in request.POST:
+            return self._import_upload(request, request.POST["token"])
+
+        form = ImportUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            context.update(self._preview_upload(request, form))
+        context["form"] = form
+        return TemplateResponse(request, "admin/health/import_upload.html", context)
+
+    def _preview_upload(self, request, form) -> dict:
+        upload = form.cleaned_data["file"]
+        try:
+            saved = import_resources.save_upload(upload)
+        except ValueError as exc:
+            return {"failure": str(exc)}
+        kind, mapping, profile = import_profiles.resolve(form.cleaned_data["kind"])
+        skip = form.cleaned_data["skip_bad_rows"]
+        try:
+            report = importers.import_file(
+                kind=kind,
+                path=saved,
+                dry_run=True,
+                skip_bad_rows=skip,
+                mapping=mapping,
+                profile=profile,
+                file_name=upload.name,
+            )
+        except importers.ImportFailed as exc:
+            import_resources.discard_upload(saved)
+            return {"failure": exc.message, "errors": exc.errors}
+
+        token = saved.parent.name
+        self._uploads(request)[token] = {
+            "path": str(saved),
+            "name": upload.name,
+            "kind": form.cleaned_data["kind"],
+            "skip": skip,
+        }
+        request.session.modified = True
+        return {"report": report, "token": token}
+
+    def _import_upload(self, request, token: str):
+        upload = self._uploads(request).pop(token, None)
+        request.session.modified = True
+        if upload is None or not Path(upload["path"]).is_file():
+            messages.error(request, "That upload has expired; upload the file again.")
+            return redirect("admin:health_import_upload")
+
+        saved = Path(upload["path"])
+        kind, mapping, profile = import_profiles.resolve(upload["kind"])
+        try:
+            report = importers.import_file(
+                kind=kind,
+                path=saved,
+                skip_bad_rows=upload["skip"],
+                user_id=request.user.pk,
+                mapping=mapping,
+                profile=profile,
+                file_name=upload["name"],
+            )
+        except importers.ImportFailed as exc:
+            import_resources.discard_upload(saved)
+            messages.error(request, f"Nothing was imported: {exc.message}")
+            return redirect("admin:health_import_upload")
+
+        saved.unlink()
+        if report.rejects_path:
+            request.session.setdefault("health_rejects", {})[token] = str(
+                report.rejects_path
+            )
+            request.session.modified = True
+            messages.warning(
+                request,
+                f"{report.skipped} bad rows were skipped; download them from "
+                f"{reverse_rejects(token)} to fix and import again.",
+            )
+        else:
+            import_resources.discard_upload(saved)
+        messages.success(
+            request,
+            f"Imported {upload['name']}: {report.summary}."
+            + (f" Re-scoring {report.rescored} customers." if report.rescored else ""),
+        )
+        return redirect("admin:health_importbatch_change", report.batch_id)
+
+    def rejects_view(self, request, token: str):
+        rejects = request.session.get("health_rejects", {}).get(token)
+        if not rejects or not Path(rejects).is_file():
+            raise Http404("No rejected rows for that import.")
+        response = HttpResponse(
+            Path(rejects).read_bytes(), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = 'attachment; filename="rejects.csv"'
+        return response
+
+    def export_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = ExportForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            kind, format = form.cleaned_data["kind"], form.cleaned_data["format"]
+            response = HttpResponse(
+                import_resources.export_bytes(kind, format),
+                content_type=import_resources.EXPORT_FORMATS[format],
+            )
+            stamp = timezone.localdate().isoformat()
+            response["Content-Disposition"] = (
+                f'attachment; filename="{kind}-{stamp}.{format}"'
+            )
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Export records",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/health/import_export.html", context)
+
+    @admin.action(description="Undo the selected imports (delete what they created)")
+    def undo_batches(self, request, queryset):
+        for batch in list(queryset):
+            try:
+                report = importers.undo_batch(batch_id=batch.pk)
+            except importers.UndoRefused as exc:
+                messages.error(request, f"{batch}: {exc}")
+                continue
+            messages.success(
+                request,
+                f"Undid {batch}: deleted {report.summary}; rows it had updated "
+                "keep their new values.",
+            )
+
+
+def reverse_rejects(token: str) -> str:
+    return reverse("admin:health_import_rejects", args=[token])

@@ -21,14 +21,16 @@ Natural keys make a second import of the same file change nothing.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import logging
 import math
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from contextlib import closing
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from contextlib import closing, suppress
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,13 @@ logger = logging.getLogger(__name__)
 # queries, so the cost of an import grows with rows / BATCH_SIZE.
 BATCH_SIZE = 1000
 
-Progress = Callable[[int, int], None]
+# Called as (stage, done, total): stage "checking" counts bytes of a CSV file
+# (total 0 when unknown, as in XLSX: then done counts rows), stage "writing"
+# counts good rows.
+Progress = Callable[[str, int, int], None]
+
+# Rows between two progress reports while checking.
+PROGRESS_EVERY = 5000
 
 
 class BadValue(ValueError):
@@ -72,7 +80,65 @@ class ImportFailed(Exception):
 
     def __init__(self, message: str, errors: list[str]) -> None:
         super().__init__("\n".join([message, *errors]))
+        self.message = message
         self.errors = errors
+
+
+class DateOrderNeeded(Exception):
+    """A date such as 03/04/2024 met before the import knows whether days or
+    months come first; the importer then asks the whole file."""
+
+
+# --- How a file is read -------------------------------------------------------
+
+CUSTOMER_FIELDS = {
+    "external_id": "CRM account id",
+    "support_id": "support desk id",
+    "analytics_id": "product analytics id",
+    "name": "name",
+}
+DATE_ORDERS = {"dmy": "day first", "mdy": "month first"}
+THOUSANDS_SEPARATORS = {",": "comma", ".": "point", " ": "space", "'": "apostrophe"}
+MISSING_WORDS = frozenset({"na", "n/a", "-", "null"})
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a file's cells mean beyond the canonical defaults. Empty fields
+    keep the defaults: encoding detected, ISO dates (or an order the file
+    proves), a decimal point, no thousands separator, only an empty cell
+    missing, customers by CRM account id."""
+
+    encoding: str = ""
+    date_order: str = ""  # "", "dmy" or "mdy"
+    decimal_comma: bool = False
+    thousands_separator: str = ""
+    true_words: frozenset[str] = frozenset()
+    false_words: frozenset[str] = frozenset()
+    missing_values: frozenset[str] = frozenset()
+    customer_field: str = "external_id"
+
+    def merged(self, **overrides: Any) -> Options:
+        """These options with every override that is set (not a default)."""
+        defaults = Options()
+        return replace(
+            self,
+            **{k: v for k, v in overrides.items() if v != getattr(defaults, k)},
+        )
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How the columns of another tool's export become a kind's columns: an
+    import profile, resolved. Cells are looked up by file header (case and
+    surrounding spaces ignored); other columns of the file are ignored."""
+
+    columns: dict[str, str]  # canonical column -> file header
+    constants: dict[str, str] = field(default_factory=dict)  # column -> value
+    # canonical column -> {file value: canonical value}; matched ignoring case
+    # and surrounding spaces; an empty canonical value means missing.
+    value_maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    options: Options = Options()
 
 
 # --- What rows refer to ------------------------------------------------------
@@ -85,8 +151,15 @@ class Lookups:
     """The things rows refer to, loaded once per import (one query per map
     the kind needs) and kept as compact maps while the file streams past."""
 
-    def __init__(self, needs: Iterable[str]) -> None:
+    def __init__(
+        self,
+        needs: Iterable[str],
+        options: Options | None = None,
+        spreadsheet: bool = False,
+    ) -> None:
         needs = set(needs)
+        self.options = options or Options()
+        self.spreadsheet = spreadsheet  # numbers in date cells are Excel serials
         self.customers: dict[str, int] = {}
         self.users: dict[str, int] = {}
         self.usernames: set[str] = set()
@@ -94,9 +167,13 @@ class Lookups:
         self.roles: dict[str, int] = {}
 
         if "customers" in needs:
-            self.customers = dict(
-                Customer.objects.values_list("external_id", "pk").iterator()
-            )
+            # Only external ids are unique; a support id, analytics id or name
+            # that several customers share names none of them.
+            by = self.options.customer_field
+            for value, pk in Customer.objects.values_list(by, "pk").iterator():
+                key = _customer_key(by, value)
+                if key:
+                    self.customers[key] = AMBIGUOUS if key in self.customers else pk
         if "users" in needs:
             for pk, username, email in (
                 get_user_model()
@@ -116,6 +193,11 @@ class Lookups:
             self.roles = dict(
                 Group.objects.filter(name__in=ROLES).values_list("name", "pk")
             )
+
+
+def _customer_key(by: str, value: str) -> str:
+    value = value.strip()
+    return value.casefold() if by == "name" else value
 
 
 # --- Parsers -----------------------------------------------------------------
@@ -144,33 +226,131 @@ def long_text(value: str, lookups: Lookups) -> str:
     return value
 
 
-def iso_date(value: str, lookups: Lookups) -> date:
+# 03/04/2024, 3.4.2024, 03-04-2024: day or month first, four-digit year.
+NUMERIC_DATE = re.compile(r"(\d{1,2})([./-])(\d{1,2})\2(\d{4})")
+CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+SERIAL = re.compile(r"\d{1,7}(\.\d+)?")
+# Excel's day 0 is 1899-12-30 for every serial after its phantom 1900-02-29
+# (serial 60); earlier serials count from 1899-12-31.
+EXCEL_EPOCH = datetime(1899, 12, 30)  # noqa: DTZ001 (a calendar day, no zone)
+EXCEL_LAST_SERIAL = 2958465  # 9999-12-31
+
+
+def _numeric_date(match: re.Match, value: str, lookups: Lookups) -> date:
+    order = lookups.options.date_order
+    if not order:
+        raise DateOrderNeeded(value)
+    first, _, second, year = match.groups()
+    day, month = (first, second) if order == "dmy" else (second, first)
     try:
-        if not ISO_DATE.fullmatch(value):
-            raise ValueError
-        return date.fromisoformat(value)
+        return date(int(year), int(month), int(day))
     except ValueError:
-        raise BadValue(f"{value!r} is not a date in YYYY-MM-DD form") from None
+        raise BadValue(
+            f"{value!r} is not a date ({DATE_ORDERS[order]}, as set)"
+        ) from None
+
+
+def _excel_serial(value: str, lookups: Lookups) -> datetime | None:
+    if not (lookups.spreadsheet and SERIAL.fullmatch(value)):
+        return None
+    serial = float(value)
+    if not 1 <= serial <= EXCEL_LAST_SERIAL or 60 <= serial < 61:
+        return None
+    days = serial if serial >= 61 else serial - 1
+    moment = EXCEL_EPOCH + timedelta(days=days)
+    # A serial's fraction is a time of day; keep whole seconds.
+    return moment.replace(microsecond=0) + timedelta(
+        seconds=round(moment.microsecond / 1e6)
+    )
+
+
+def iso_date(value: str, lookups: Lookups) -> date:
+    """ISO YYYY-MM-DD; a day-first or month-first date when the import says
+    which or the file proves it; an Excel serial in a spreadsheet."""
+    if ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise BadValue(f"{value!r} is not a date") from None
+    match = NUMERIC_DATE.fullmatch(value)
+    if match:
+        return _numeric_date(match, value, lookups)
+    serial = _excel_serial(value, lookups)
+    if serial is not None:
+        return serial.date()
+    raise BadValue(f"{value!r} is not a date in YYYY-MM-DD form")
 
 
 def iso_datetime(value: str, lookups: Lookups) -> datetime:
-    """ISO 8601; a date-time without an offset is UTC."""
-    try:
-        if not ISO_DATE.match(value):
-            raise ValueError
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadValue(f"{value!r} is not an ISO 8601 date-time") from None
+    """ISO 8601, or a date as ``iso_date`` reads it with an optional HH:MM(:SS)
+    after a space; without an offset, UTC."""
+    moment = None
+    if ISO_DATE.match(value):
+        with suppress(ValueError):
+            moment = datetime.fromisoformat(value)
+    else:
+        day_text, _, clock_text = value.partition(" ")
+        match = NUMERIC_DATE.fullmatch(day_text)
+        clock = CLOCK.fullmatch(clock_text.strip()) if clock_text else None
+        if match and (clock or not clock_text):
+            day = _numeric_date(match, day_text, lookups)
+            hours, minutes, seconds = clock.groups() if clock else (0, 0, 0)
+            with suppress(ValueError):
+                moment = datetime.combine(
+                    day, time(int(hours), int(minutes), int(seconds or 0))
+                )
+        elif not clock_text:
+            moment = _excel_serial(value, lookups)
+    if moment is None:
+        raise BadValue(f"{value!r} is not an ISO 8601 date-time")
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
 
 
+DATE_PARSERS = (iso_date, iso_datetime)
+
+
+def _number_text(value: str, lookups: Lookups) -> str:
+    """The text of a number in Python's form: thousands separators and a
+    decimal comma taken out only where the import says the file has them."""
+    options = lookups.options
+    decimal = "," if options.decimal_comma else "."
+    separator = options.thousands_separator
+    text = value
+    if separator == " ":
+        # Spreadsheets group with a no-break or narrow no-break space too.
+        text = text.replace("\u00a0", " ").replace("\u202f", " ")
+    if separator and separator in text:
+        grouped = (
+            rf"[+-]?\d{{1,3}}(?:{re.escape(separator)}\d{{3}})+"
+            rf"(?:{re.escape(decimal)}\d*)?"
+        )
+        if not re.fullmatch(grouped, text):
+            raise BadValue(
+                f"{value!r} is not a number with thousands grouped by "
+                f"{THOUSANDS_SEPARATORS[separator]}"
+            )
+        text = text.replace(separator, "")
+    if decimal == ",":
+        if "." in text:
+            raise BadValue(f"{value!r} has a decimal point; this file has commas")
+        text = text.replace(",", ".")
+    return text
+
+
+def _not_a_number(value: str, lookups: Lookups) -> BadValue:
+    hint = ""
+    if "," in value and not lookups.options.decimal_comma:
+        hint = " (a decimal comma or thousands separator needs a profile saying so)"
+    return BadValue(f"{value!r} is not a number{hint}")
+
+
 def number(value: str, lookups: Lookups) -> float:
     try:
-        result = float(value)
+        result = float(_number_text(value, lookups))
     except ValueError:
-        raise BadValue(f"{value!r} is not a number") from None
+        raise _not_a_number(value, lookups) from None
     if not math.isfinite(result):
         raise BadValue(f"{value!r} is not a finite number")
     return result
@@ -184,9 +364,9 @@ def money(model: type[models.Model], name: str) -> Parser:
 
     def parse(value: str, lookups: Lookups) -> Decimal:
         try:
-            result = Decimal(value)
+            result = Decimal(_number_text(value, lookups))
         except InvalidOperation:
-            raise BadValue(f"{value!r} is not a number") from None
+            raise _not_a_number(value, lookups) from None
         if not result.is_finite():
             raise BadValue(f"{value!r} is not a finite number")
         result = result.quantize(places, rounding=ROUND_HALF_UP)
@@ -200,7 +380,7 @@ def money(model: type[models.Model], name: str) -> Parser:
 def whole_number(low: int, high: int) -> Parser:
     def parse(value: str, lookups: Lookups) -> int:
         try:
-            result = int(value)
+            result = int(_number_text(value, lookups))
         except ValueError:
             raise BadValue(f"{value!r} is not a whole number") from None
         if not low <= result <= high:
@@ -218,11 +398,13 @@ def sentiment(value: str, lookups: Lookups) -> int:
 
 def boolean(value: str, lookups: Lookups) -> bool:
     word = value.lower()
-    if word in TRUE_WORDS:
+    if word in TRUE_WORDS or word in lookups.options.true_words:
         return True
-    if word in FALSE_WORDS:
+    if word in FALSE_WORDS or word in lookups.options.false_words:
         return False
-    raise BadValue(f"{value!r} is not true/false, 1/0 or yes/no")
+    extra = sorted(lookups.options.true_words | lookups.options.false_words)
+    words = "true/false, 1/0 or yes/no" + "".join(f", {w}" for w in extra)
+    raise BadValue(f"{value!r} is not {words}")
 
 
 def choice(choices: type[models.TextChoices]) -> Parser:
@@ -238,9 +420,13 @@ def choice(choices: type[models.TextChoices]) -> Parser:
 
 
 def customer(value: str, lookups: Lookups) -> int:
-    pk = lookups.customers.get(value)
+    by = lookups.options.customer_field
+    pk = lookups.customers.get(_customer_key(by, value))
+    label = "external id" if by == "external_id" else CUSTOMER_FIELDS[by]
     if pk is None:
-        raise BadValue(f"no customer has external id {value!r}")
+        raise BadValue(f"no customer has {label} {value!r}")
+    if pk == AMBIGUOUS:
+        raise BadValue(f"more than one customer has {label} {value!r}")
     return pk
 
 
@@ -487,6 +673,48 @@ KINDS = tuple(SPECS)
 
 # --- Reading files -----------------------------------------------------------
 
+# Bytes that Windows-1252 leaves undefined; a non-UTF-8 file holding one is
+# read as Latin-1, which defines every byte.
+CP1252_HOLES = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
+DELIMITERS = (",", ";", "\t")
+ENCODING_NAMES = {
+    "utf-8-sig": "UTF-8",
+    "utf-16": "UTF-16",
+    "cp1252": "Windows-1252",
+    "latin-1": "Latin-1",
+}
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 (a byte-order mark or not) when every byte of the file decodes
+    as UTF-8, UTF-16 when it starts with its mark, else Windows-1252, or
+    Latin-1 if a byte is one Windows-1252 does not define. Reads the file
+    once, a megabyte at a time."""
+    with path.open("rb") as handle:
+        start = handle.read(4)
+        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        handle.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+            return "utf-8-sig"
+        except UnicodeDecodeError:
+            pass
+
+        handle.seek(0)
+        while chunk := handle.read(1 << 20):
+            if any(hole in chunk for hole in CP1252_HOLES):
+                return "latin-1"
+    return "cp1252"
+
+
+def _line_of_offset(path: Path, offset: int) -> int:
+    with path.open("rb") as handle:
+        return handle.read(offset).count(b"\n") + 1
+
 
 def _cell_text(value: Any) -> str:
     """A spreadsheet cell as the text a CSV file would hold."""
@@ -505,71 +733,222 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        line = 1
+@dataclass
+class Source:
+    """A file to import and how to read it: CSV in an encoding with a
+    delimiter, both detected unless given, or the first sheet of an XLSX."""
+
+    path: Path
+    spreadsheet: bool = False
+    encoding: str = ""
+    delimiter: str = ","
+
+    @classmethod
+    def open(cls, path: Path, encoding: str = "") -> Source:
+        if path.suffix.lower() in {".xlsx", ".xlsm"}:
+            return cls(path, spreadsheet=True)
+        if encoding:
+            try:
+                encoding = codecs.lookup(encoding).name
+            except LookupError:
+                raise ImportFailed(f"unknown encoding {encoding!r}", []) from None
+        source = cls(path, encoding=encoding or detect_encoding(path))
+        source.delimiter = source._detect_delimiter()
+        return source
+
+    @property
+    def description(self) -> str:
+        if self.spreadsheet:
+            return "XLSX, first sheet"
+        names = {",": "comma", ";": "semicolon", "\t": "tab"}
+        encoding = ENCODING_NAMES.get(self.encoding, self.encoding)
+        return f"{encoding} text, {names[self.delimiter]}-separated"
+
+    def _detect_delimiter(self) -> str:
+        # The header names the columns, so the delimiter is the one it holds
+        # most of; a one-column file has none and takes the comma.
         try:
-            for cells in reader:
-                # A quoted cell may span lines; a row starts on the line after
-                # the end of the one before.
-                if any(cell.strip() for cell in cells):
-                    yield line, [cell.strip() for cell in cells]
-                line = reader.line_num + 1
-        except UnicodeDecodeError as exc:
-            raise ImportFailed(
-                f"{path.name}: not UTF-8 text near line {line} ({exc.reason})", []
-            ) from None
-        except csv.Error as exc:
-            raise ImportFailed(f"{path.name}: line {line}: {exc}", []) from None
+            with self.path.open(encoding=self.encoding, newline="") as handle:
+                header = handle.readline()
+        except UnicodeDecodeError:
+            return ","
+        counts = {d: header.count(d) for d in DELIMITERS}
+        best = max(DELIMITERS, key=lambda d: counts[d])
+        return best if counts[best] else ","
+
+    def rows(self, progress: Progress | None = None) -> Iterator[tuple[int, list[str]]]:
+        """(line, cells) for every non-blank row, the header first; streamed.
+        With ``progress``, reports how far the reading is now and then."""
+        if self.spreadsheet:
+            return self._xlsx_rows(progress)
+        return self._csv_rows(progress)
+
+    def _csv_rows(self, progress: Progress | None) -> Iterator[tuple[int, list[str]]]:
+        size = self.path.stat().st_size
+        with self.path.open("rb") as raw:
+            # Reading through the binary file lets progress tell how far
+            # into the file the reader is.
+            handle = io.TextIOWrapper(raw, encoding=self.encoding, newline="")
+            reader = csv.reader(handle, delimiter=self.delimiter)
+            line = 1
+            try:
+                for count, cells in enumerate(reader, start=1):
+                    # A quoted cell may span lines; a row starts on the line
+                    # after the end of the one before.
+                    if any(cell.strip() for cell in cells):
+                        yield line, [cell.strip() for cell in cells]
+                    line = reader.line_num + 1
+                    if progress and count % PROGRESS_EVERY == 0:
+                        progress("checking", raw.tell(), size)
+            except UnicodeDecodeError as exc:
+                name = ENCODING_NAMES.get(self.encoding, self.encoding)
+                line = self._undecodable_line() or line
+                raise ImportFailed(
+                    f"{self.path.name}: not {name} text on line {line} "
+                    f"({exc.reason}); name the encoding with --encoding",
+                    [],
+                ) from None
+            except csv.Error as exc:
+                raise ImportFailed(
+                    f"{self.path.name}: line {line}: {exc}", []
+                ) from None
+
+    def _undecodable_line(self) -> int | None:
+        """The line of the first byte the encoding cannot decode: the text
+        reader decodes ahead in chunks, so its own count is not it."""
+        decoder = codecs.getincrementaldecoder(self.encoding)()
+        offset = 0
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    return _line_of_offset(self.path, offset + max(exc.start, 0))
+                offset += len(chunk)
+        return None
+
+    def _xlsx_rows(self, progress: Progress | None) -> Iterator[tuple[int, list[str]]]:
+        from openpyxl import load_workbook
+
+        # data_only: a formula's last computed value, never its text.
+        workbook = load_workbook(self.path, read_only=True, data_only=True)
+        try:
+            sheet = workbook.worksheets[0]
+            # The sheet's stated size is not trusted: a sheet formatted down
+            # to row 1,048,576 claims that many rows, and openpyxl would pad
+            # out to the claim with empty ones.
+            sheet.reset_dimensions()
+            for line, values in enumerate(sheet.iter_rows(values_only=True), 1):
+                cells = [_cell_text(value) for value in values]
+                if any(cells):
+                    yield line, cells
+                if progress and line % PROGRESS_EVERY == 0:
+                    progress("checking", line, 0)
+        finally:
+            workbook.close()
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    from openpyxl import load_workbook
+@dataclass
+class Layout:
+    """Where each column of a spec comes from in one file: a cell position, a
+    constant, or nothing (the column's default)."""
 
-    workbook = load_workbook(path, read_only=True, data_only=True)
-    try:
-        sheet = workbook.worksheets[0]
-        for line, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            cells = [_cell_text(value) for value in values]
-            if any(cells):
-                yield line, cells
-    finally:
-        workbook.close()
+    positions: list[int | None]
+    constants: list[str | None]
+    value_maps: list[dict[str, str] | None]
+    width: int  # the header's number of columns
+    # The cells of date and date-time columns, for learning the date order.
+    date_positions: list[tuple[int, dict[str, str] | None]] = field(
+        default_factory=list
+    )
+
+    def present_fields(self, spec: Spec) -> list[str]:
+        """The fields the file gives a value for. A column a profile does
+        not map takes its default in a new record and leaves a stored one
+        as it is."""
+        return [
+            column.field
+            for column, position, constant in zip(
+                spec.columns, self.positions, self.constants, strict=True
+            )
+            if position is not None or constant
+        ]
+
+    def set_date_positions(self, spec: Spec) -> None:
+        self.date_positions = [
+            (position, value_map)
+            for column, position, value_map in zip(
+                spec.columns, self.positions, self.value_maps, strict=True
+            )
+            if position is not None and column.parse in DATE_PARSERS
+        ]
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line, cells) for every non-blank row, the header first; streamed."""
-    if path.suffix.lower() in {".xlsx", ".xlsm"}:
-        return _xlsx_rows(path)
-    return _csv_rows(path)
+def _normal(name: str) -> str:
+    return " ".join(name.split()).lower()
 
 
-def _positions(spec: Spec, path: Path, header: list[str]) -> list[int]:
-    """Where each column of the spec sits in the file; unknown, missing or
-    repeated headers are an error naming them."""
-    names = [name.strip().lower() for name in header]
+def layout_for(
+    spec: Spec, path: Path, header: list[str], mapping: Mapping | None = None
+) -> Layout:
+    """Where each column of the spec sits in the file. Without a mapping the
+    header must be the kind's columns exactly (any order); with one, the
+    mapped headers must be there and the rest are ignored. Missing, unknown
+    or repeated headers are an error naming them."""
+    names = [_normal(name) for name in header]
     while names and not names[-1]:
         names.pop()
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
 
     problems = []
-    expected = spec.header
-    missing = [name for name in expected if name not in names]
-    unknown = [name or "(empty)" for name in names if name not in expected]
-    repeated = sorted({name for name in names if name and names.count(name) > 1})
-    if missing:
-        problems.append(f"missing columns: {', '.join(missing)}")
-    if unknown:
-        problems.append(f"unknown columns: {', '.join(unknown)}")
+    if mapping is None:
+        expected = spec.header
+        missing = [name for name in expected if name not in names]
+        unknown = [name or "(empty)" for name in names if name not in expected]
+        if missing:
+            problems.append(f"missing columns: {', '.join(missing)}")
+        if unknown:
+            problems.append(f"unknown columns: {', '.join(unknown)}")
+        wanted = {name: name for name in expected}
+    else:
+        wanted = {c: _normal(h) for c, h in mapping.columns.items()}
+        missing = sorted(
+            {mapping.columns[c] for c, h in wanted.items() if h not in names}
+        )
+        if missing:
+            problems.append(f"missing columns: {', '.join(missing)}")
+        repeated = [name for name in repeated if name in wanted.values()]
     if repeated:
         problems.append(f"repeated columns: {', '.join(repeated)}")
     if problems:
+        described = (
+            f"the {spec.kind} kind ({', '.join(spec.header)})"
+            if mapping is None
+            else "the profile's columns"
+        )
         raise ImportFailed(
-            f"{path.name}, line 1: the header does not match the {spec.kind} "
-            f"kind ({', '.join(expected)})",
+            f"{path.name}, line 1: the header does not match {described}",
             problems,
         )
-    return [names.index(name) for name in expected]
+
+    maps = mapping.value_maps if mapping else {}
+    constants = mapping.constants if mapping else {}
+    layout = Layout(
+        positions=[
+            names.index(wanted[c.name]) if c.name in wanted else None
+            for c in spec.columns
+        ],
+        constants=[constants.get(c.name) for c in spec.columns],
+        value_maps=[
+            {_normal(k): v.strip() for k, v in maps[c.name].items()}
+            if c.name in maps
+            else None
+            for c in spec.columns
+        ],
+        width=len(names),
+    )
+    layout.set_date_positions(spec)
+    return layout
 
 
 # --- Validating --------------------------------------------------------------
@@ -587,21 +966,40 @@ class Problem:
         return f"line {self.line}, column {self.column}: {self.reason}"
 
 
+def _cell(cells: list[str], position: int, value_map: dict[str, str] | None) -> str:
+    value = cells[position] if position < len(cells) else ""
+    if value_map is not None and value:
+        value = value_map.get(_normal(value), value)
+    return value
+
+
 def parse_row(
-    spec: Spec, positions: list[int], line: int, cells: list[str], lookups: Lookups
+    spec: Spec, layout: Layout, line: int, cells: list[str], lookups: Lookups
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """The model values of one row, or None and what is wrong with it."""
+    """The model values of one row, or None and what is wrong with it.
+    Raises DateOrderNeeded at a date that reads either way when the import
+    does not know the order yet."""
     problems = []
-    width = len(positions)
+    width = layout.width
     if len(cells) > width and any(cells[width:]):
         problems.append(
             Problem(line, None, f"has {len(cells)} fields, the header {width}")
         )
 
+    missing_values = lookups.options.missing_values
     values: dict[str, Any] = {}
-    for column, position in zip(spec.columns, positions, strict=True):
-        value = cells[position] if position < len(cells) else ""
-        if not value:
+    for column, position, constant, value_map in zip(
+        spec.columns,
+        layout.positions,
+        layout.constants,
+        layout.value_maps,
+        strict=True,
+    ):
+        if position is not None:
+            value = _cell(cells, position, value_map)
+        else:
+            value = constant or ""
+        if not value or value.lower() in missing_values:
             if column.required:
                 problems.append(Problem(line, column.name, "is required"))
             values[column.field] = column.default
@@ -620,9 +1018,54 @@ def parse_row(
     return (None if problems else values), problems
 
 
+def infer_date_order(source: Source, layout: Layout) -> str:
+    """The order of the file's day-month dates, as the file proves it: a
+    first number above 12 is a day, a second above 12 is one too. Raises
+    ImportFailed when the file proves both orders, or neither. One more
+    pass over the file."""
+    evidence: dict[str, tuple[int, str]] = {}
+    example = None
+    with closing(source.rows()) as rows:
+        next(rows, None)
+        for line, cells in rows:
+            for position, value_map in layout.date_positions:
+                value = _cell(cells, position, value_map).partition(" ")[0]
+                match = NUMERIC_DATE.fullmatch(value)
+                if not match:
+                    continue
+                first, second = int(match.group(1)), int(match.group(3))
+                example = example or (line, value)
+                if first > 12 and second <= 12:
+                    evidence.setdefault("dmy", (line, value))
+                elif second > 12 and first <= 12:
+                    evidence.setdefault("mdy", (line, value))
+            if len(evidence) == 2:
+                break
+
+    name = source.path.name
+    if len(evidence) == 2:
+        (dmy_line, dmy), (mdy_line, mdy) = evidence["dmy"], evidence["mdy"]
+        raise ImportFailed(
+            f"{name}: dates are day first on line {dmy_line} ({dmy!r}) and "
+            f"month first on line {mdy_line} ({mdy!r}); fix the file",
+            [],
+        )
+    if not evidence:
+        line, value = example or (0, "")
+        raise ImportFailed(
+            f"{name}: the dates are ambiguous: {value!r} (line {line}) and the "
+            "others read as day first or month first alike. Say which with "
+            "--date-order dmy or mdy, or set the date order of the profile.",
+            [],
+        )
+    (order,) = evidence
+    logger.info("Dates of %s read %s, as line %s shows", name, order, evidence[order])
+    return order
+
+
 @dataclass
 class Validation:
-    positions: list[int]
+    layout: Layout
     good: int = 0
     bad_lines: set[int] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
@@ -656,28 +1099,55 @@ class RejectsFile:
 
 
 def validate(
-    spec: Spec, path: Path, lookups: Lookups, rejects_path: Path | None = None
+    spec: Spec,
+    source: Source,
+    lookups: Lookups,
+    rejects_path: Path | None = None,
+    mapping: Mapping | None = None,
+    progress: Progress | None = None,
 ) -> Validation:
     """Pass one: every bad row of the file, without writing to the database.
-    With ``rejects_path``, bad rows are copied there with their reasons."""
-    seen: dict[Hashable, int] = {}
-    key_names = ", ".join(spec.key_columns)
+    With ``rejects_path``, bad rows are copied there with their reasons.
 
-    with closing(read_rows(path)) as rows:
+    Learns the date order from the file (``infer_date_order``) the first
+    time a date reads either way and the import does not say which.
+    """
+    path = source.path
+    with closing(source.rows()) as rows:
         first = next(rows, None)
         if first is None:
             raise ImportFailed(f"{path.name}: the file is empty", [])
         header_line, header = first
         if header_line != 1:
             raise ImportFailed(f"{path.name}: line 1 must be the header", [])
-        result = Validation(positions=_positions(spec, path, header))
-        rejects = RejectsFile(rejects_path, header) if rejects_path else None
+    layout = layout_for(spec, path, header, mapping)
 
+    try:
+        return _validate_rows(spec, source, layout, lookups, rejects_path, progress)
+    except DateOrderNeeded:
+        order = infer_date_order(source, layout)
+        lookups.options = replace(lookups.options, date_order=order)
+        return _validate_rows(spec, source, layout, lookups, rejects_path, progress)
+
+
+def _validate_rows(
+    spec: Spec,
+    source: Source,
+    layout: Layout,
+    lookups: Lookups,
+    rejects_path: Path | None,
+    progress: Progress | None,
+) -> Validation:
+    seen: dict[Hashable, int] = {}
+    key_names = ", ".join(spec.key_columns)
+    result = Validation(layout=layout)
+
+    with closing(source.rows(progress)) as rows:
+        _, header = next(rows)
+        rejects = RejectsFile(rejects_path, header) if rejects_path else None
         try:
             for line, cells in rows:
-                values, problems = parse_row(
-                    spec, result.positions, line, cells, lookups
-                )
+                values, problems = parse_row(spec, layout, line, cells, lookups)
                 if values is not None:
                     key = spec.compact_key(spec.key_of(values))
                     earlier = seen.get(key)
@@ -711,7 +1181,9 @@ class Counts:
     customer_ids: set[int] = field(default_factory=set)
 
 
-def _stored(spec: Spec, keys: list[tuple]) -> dict[tuple, tuple[int, dict[str, Any]]]:
+def _stored(
+    spec: Spec, keys: list[tuple], fields: list[str]
+) -> dict[tuple, tuple[int, dict[str, Any]]]:
     """(pk, stored values) under each natural key of a batch. One query.
 
     A composite key is matched with one IN list per field and the exact keys
@@ -720,7 +1192,6 @@ def _stored(spec: Spec, keys: list[tuple]) -> dict[tuple, tuple[int, dict[str, A
     """
     # TODO: match composite keys exactly in SQL (row values) if imports of
     # files in random order get slow; sorted files fetch almost nothing extra.
-    fields = [c.field for c in spec.columns]
     filters = {
         f"{name}__in": sorted({key[i] for key in keys})
         for i, name in enumerate(spec.key)
@@ -738,12 +1209,16 @@ def _stored(spec: Spec, keys: list[tuple]) -> dict[tuple, tuple[int, dict[str, A
 
 
 def _sync_records(
-    spec: Spec, rows: list[dict[str, Any]], batch: ImportBatch | None, write: bool
+    spec: Spec,
+    rows: list[dict[str, Any]],
+    batch: ImportBatch | None,
+    write: bool,
+    fields: list[str],
 ) -> Counts:
-    """Create or update one batch of rows of a model kind: three queries."""
+    """Create or update one batch of rows of a model kind: three queries.
+    Only ``fields`` (those the file gives) are compared and updated."""
     counts = Counts()
-    stored = _stored(spec, [spec.key_of(values) for values in rows])
-    fields = [c.field for c in spec.columns]
+    stored = _stored(spec, [spec.key_of(values) for values in rows], fields)
     has_batch = any(f.name == "batch" for f in spec.model._meta.fields)
     has_updated_at = any(f.name == "updated_at" for f in spec.model._meta.fields)
     now = timezone.now()
@@ -751,22 +1226,25 @@ def _sync_records(
     to_create, to_update = [], []
     for values in rows:
         found = stored.get(spec.key_of(values))
+        given = {name: values[name] for name in fields}
         if found is None:
             obj = spec.model(**values)
             to_create.append(obj)
             counts.new += 1
-        elif found[1] != values:
+        elif found[1] != given:
             pk, before = found
             # A record that moves to another customer changes both scores.
             if "customer_id" in before:
                 counts.customer_ids.add(before["customer_id"])
-            obj = spec.model(pk=pk, **values)
+            obj = spec.model(pk=pk, **given)
             to_update.append(obj)
             counts.updated += 1
         else:
             counts.unchanged += 1
             continue
-        if has_batch:
+        # A record keeps the batch that created it, so undoing that batch
+        # removes exactly what it added; updates do not move it.
+        if has_batch and found is None:
             obj.batch = batch
         if has_updated_at:
             obj.updated_at = now
@@ -775,7 +1253,7 @@ def _sync_records(
         manager = spec.model._default_manager
         manager.bulk_create(to_create, batch_size=BATCH_SIZE)
         if to_update:
-            extra = ["batch"] * has_batch + ["updated_at"] * has_updated_at
+            extra = ["updated_at"] * has_updated_at
             manager.bulk_update(to_update, [*fields, *extra], batch_size=BATCH_SIZE)
 
     for obj in to_create + to_update:
@@ -790,8 +1268,10 @@ def _sync_users(
     rows: list[dict[str, Any]],
     lookups: Lookups,
     write: bool,
+    fields: list[str],
 ) -> Counts:
-    """Create or update one batch of users and their role. Six queries."""
+    """Create or update one batch of users and their role. Six queries.
+    Names the file does not give are left as they are."""
     counts = Counts()
     role_ids = list(lookups.roles.values())
     memberships = User.groups.through
@@ -822,18 +1302,16 @@ def _sync_users(
             counts.new += 1
             continue
 
-        names_differ = (obj.first_name, obj.last_name) != (
-            values["first_name"],
-            values["last_name"],
-        )
+        names = [name for name in ("first_name", "last_name") if name in fields]
+        names_differ = any(getattr(obj, name) != values[name] for name in names)
         role_differs = roles[obj.pk] != {values["role"]}
         if not (names_differ or role_differs):
             counts.unchanged += 1
             continue
         counts.updated += 1
         if names_differ:
-            obj.first_name = values["first_name"]
-            obj.last_name = values["last_name"]
+            for name in names:
+                setattr(obj, name, values[name])
             to_update.append(obj)
         if role_differs:
             regrouped[obj.pk] = values["role"]
@@ -854,22 +1332,21 @@ def _sync_users(
 
 
 def _batches(
-    spec: Spec, path: Path, validation: Validation, lookups: Lookups
+    spec: Spec, source: Source, validation: Validation, lookups: Lookups
 ) -> Iterator[list[dict[str, Any]]]:
     """Pass two's input: the good rows again, BATCH_SIZE at a time."""
     chunk: list[dict[str, Any]] = []
-    with closing(read_rows(path)) as rows:
+    with closing(source.rows()) as rows:
         next(rows)
         for line, cells in rows:
             if line in validation.bad_lines:
                 continue
-            values, problems = parse_row(
-                spec, validation.positions, line, cells, lookups
-            )
+            values, problems = parse_row(spec, validation.layout, line, cells, lookups)
             if values is None:
                 # The file or the database changed between the two passes.
                 raise ImportFailed(
-                    f"{path.name} changed during the import", [str(problems[0])]
+                    f"{source.path.name} changed during the import",
+                    [str(problems[0])],
                 )
             chunk.append(values)
             if len(chunk) >= BATCH_SIZE:
@@ -895,6 +1372,10 @@ class ImportReport:
     rejects_path: Path | None = None
     batch_id: int | None = None
     rescored: int = 0
+    profile: str = ""
+    read_as: str = ""  # how the file was read: encoding, delimiter, dates
+    # The first rows as they would land: canonical column -> text.
+    preview: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
@@ -908,6 +1389,28 @@ def rejects_path_for(path: Path) -> Path:
     return path.with_name(f"{path.stem}.rejects.csv")
 
 
+PREVIEW_ROWS = 20
+
+
+def _preview(spec: Spec, rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The first rows as a person reads them; customers by name (one query)."""
+    rows = rows[:PREVIEW_ROWS]
+    names = {}
+    if "customer_id" in spec.key or any(c.field == "customer_id" for c in spec.columns):
+        ids = {values["customer_id"] for values in rows}
+        names = dict(Customer.objects.filter(pk__in=ids).values_list("pk", "name"))
+    preview = []
+    for values in rows:
+        shown = {}
+        for column in spec.columns:
+            value = values[column.field]
+            if column.field == "customer_id":
+                value = names.get(value, value)
+            shown[column.name] = "" if value is None else str(value)
+        preview.append(shown)
+    return preview
+
+
 def import_file(
     *,
     kind: str,
@@ -916,8 +1419,17 @@ def import_file(
     skip_bad_rows: bool = False,
     user_id: int | None = None,
     progress: Progress | None = None,
+    mapping: Mapping | None = None,
+    options: Options | None = None,
+    profile: str = "",
+    file_name: str = "",
 ) -> ImportReport:
     """Import one file of a canonical kind and return what happened.
+
+    ``mapping`` (an import profile) reads another tool's columns as the
+    kind's; ``options`` (encoding, date order, numbers...) override the
+    mapping's own. ``file_name`` is the name to report and record when
+    ``path`` is a temporary copy (an upload).
 
     Raises ImportFailed, having written nothing, when the header is wrong or
     a row is bad and ``skip_bad_rows`` is off. Otherwise one transaction
@@ -928,16 +1440,30 @@ def import_file(
     BATCH_SIZE rows, plus the re-score.
     """
     spec = SPECS[kind]
-    lookups = Lookups(spec.needs)
+    if mapping is not None and options is not None:
+        options = mapping.options.merged(**vars(options))
+    elif mapping is not None:
+        options = mapping.options
+    source = Source.open(path, options.encoding if options else "")
+    lookups = Lookups(spec.needs, options, spreadsheet=source.spreadsheet)
+    file_name = file_name or path.name
     writes_rejects = skip_bad_rows and not dry_run
     validation = validate(
-        spec, path, lookups, rejects_path_for(path) if writes_rejects else None
+        spec,
+        source,
+        lookups,
+        rejects_path_for(path) if writes_rejects else None,
+        mapping,
+        progress,
     )
+    read_as = source.description
+    if lookups.options.date_order:
+        read_as += f", dates {DATE_ORDERS[lookups.options.date_order]}"
     errors = [str(problem) for problem in validation.problems]
     if errors and not skip_bad_rows:
         bad = len(validation.bad_lines)
         raise ImportFailed(
-            f"{path.name}: {bad} bad row{'' if bad == 1 else 's'}; "
+            f"{file_name}: {bad} bad row{'' if bad == 1 else 's'}; "
             "nothing was imported. Fix them, or rerun with --skip-bad-rows "
             "to import the good rows.",
             errors,
@@ -945,34 +1471,39 @@ def import_file(
 
     report = ImportReport(
         kind=kind,
-        file_name=path.name,
+        file_name=file_name,
         dry_run=dry_run,
         skipped=len(validation.bad_lines),
         errors=errors,
         rejects_path=validation.rejects_path,
+        profile=profile,
+        read_as=read_as,
     )
     customer_ids: set[int] = set()
+    fields = validation.layout.present_fields(spec)
     with transaction.atomic():
         batch = None
         if not dry_run:
             batch = ImportBatch.objects.create(
-                kind=kind, file_name=path.name[:255], created_by_id=user_id
+                kind=kind, file_name=file_name[:255], created_by_id=user_id
             )
             report.batch_id = batch.pk
 
         done = 0
-        for rows in _batches(spec, path, validation, lookups):
+        for rows in _batches(spec, source, validation, lookups):
+            if not report.preview:
+                report.preview = _preview(spec, rows)
             if kind == "users":
-                counts = _sync_users(spec, rows, lookups, write=not dry_run)
+                counts = _sync_users(spec, rows, lookups, not dry_run, fields)
             else:
-                counts = _sync_records(spec, rows, batch, write=not dry_run)
+                counts = _sync_records(spec, rows, batch, not dry_run, fields)
             report.new += counts.new
             report.updated += counts.updated
             report.unchanged += counts.unchanged
             customer_ids |= counts.customer_ids
             done += len(rows)
             if progress:
-                progress(done, validation.good)
+                progress("writing", done, validation.good)
 
         if batch is not None:
             batch.rows_new = report.new
@@ -997,9 +1528,60 @@ def import_file(
 
     logger.info(
         "Import of %s from %s%s: %s",
-        kind,
-        path.name,
+        f"{kind} (profile {profile})" if profile else kind,
+        file_name,
         " (dry run)" if dry_run else "",
         report.summary,
     )
     return report
+
+
+# --- Undoing an import ---------------------------------------------------------
+
+
+class UndoRefused(Exception):
+    """The batch cannot be undone; the message says why."""
+
+
+@dataclass
+class UndoReport:
+    deleted: dict[str, int]
+    rescored: int
+
+    @property
+    def summary(self) -> str:
+        parts = [f"{count} {name}" for name, count in self.deleted.items() if count]
+        return ", ".join(parts) or "nothing"
+
+
+def undo_batch(*, batch_id: int) -> UndoReport:
+    """Delete the records an import batch created, then the batch itself,
+    and re-score the customers whose inputs that changed (one job).
+
+    Records the batch only updated keep their new values: the importer
+    keeps no earlier values to go back to. Customers and users have no
+    batch, and deleting customers would delete their whole history, so
+    batches of those kinds are refused. One query per record model.
+    """
+    batch = ImportBatch.objects.get(pk=batch_id)
+    spec = SPECS.get(batch.kind)
+    if spec is None or not any(f.name == "batch" for f in spec.model._meta.fields):
+        raise UndoRefused(
+            f"an import of {batch.kind} cannot be undone: it leaves no mark on "
+            "the rows it created; edit or delete them in the admin"
+        )
+
+    deleted: dict[str, int] = {}
+    customer_ids: set[int] = set()
+    with transaction.atomic():
+        # A batch's records are all of its kind's model.
+        records = spec.model._default_manager.filter(batch=batch)
+        customer_ids.update(records.values_list("customer_id", flat=True).distinct())
+        count, _ = records.delete()
+        deleted[spec.model._meta.verbose_name_plural] = count
+        ImportBatch.objects.filter(pk=batch.pk).delete()
+        if customer_ids:
+            jobs.request_rescore(sorted(customer_ids))
+
+    logger.info("Undid import batch %s (%s): deleted %s", batch_id, batch, deleted)
+    return UndoReport(deleted=deleted, rescored=len(customer_ids))

@@ -537,3 +537,94 @@ class JobRun(models.Model):
     @property
     def progress(self) -> str:
         return f"{self.done} / {self.total}"
+
+
+class ImportProfile(models.Model):
+    """How another tool's export maps onto one canonical import kind: its
+    column names, how it writes dates, numbers, booleans and missing values,
+    value maps, and which customer field its customer column matches. The
+    rules that check a profile live in ``health.import_profiles``."""
+
+    class Kind(models.TextChoices):
+        USERS = "users", "users"
+        CUSTOMERS = "customers", "customers"
+        READINGS = "readings", "readings"
+        TICKETS = "tickets", "tickets"
+        NPS = "nps", "nps"
+        OPPORTUNITIES = "opportunities", "opportunities"
+        INTERACTIONS = "interactions", "interactions"
+        PULSES = "pulses", "pulses"
+
+    class DateOrder(models.TextChoices):
+        FROM_FILE = "", "ISO, or the order the file proves"
+        DAY_FIRST = "dmy", "Day first (31/12/2024)"
+        MONTH_FIRST = "mdy", "Month first (12/31/2024)"
+
+    class CustomerField(models.TextChoices):
+        EXTERNAL_ID = "external_id", "CRM account id"
+        SUPPORT_ID = "support_id", "Support desk id"
+        ANALYTICS_ID = "analytics_id", "Product analytics id"
+        NAME = "name", "Name"
+
+    class ThousandsSeparator(models.TextChoices):
+        NONE = "", "None"
+        COMMA = ",", "Comma (1,234)"
+        POINT = ".", "Point (1.234)"
+        SPACE = " ", "Space (1 234)"
+        APOSTROPHE = "'", "Apostrophe (1'234)"
+
+    name = models.SlugField(
+        max_length=64,
+        unique=True,
+        help_text="Used as KIND in manage.py import_data KIND FILE.",
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    description = models.TextField(blank=True, default="")
+    columns = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Canonical column to file header, e.g. {"external_id": "Id"}.',
+    )
+    constants = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='A value for a column the file lacks, e.g. {"kind": "new"}.',
+    )
+    value_maps = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per canonical column, file value to canonical value "
+        '(case ignored; "" means missing), e.g. {"stage": {"Won": "won"}}.',
+    )
+    customer_field = models.CharField(
+        max_length=16, choices=CustomerField.choices, default="external_id"
+    )
+    date_order = models.CharField(
+        max_length=3, choices=DateOrder.choices, blank=True, default=""
+    )
+    decimal_comma = models.BooleanField(default=False)
+    thousands_separator = models.CharField(
+        max_length=1, choices=ThousandsSeparator.choices, blank=True, default=""
+    )
+    true_words = models.CharField(
+        max_length=200, blank=True, default="", help_text="Comma-separated."
+    )
+    false_words = models.CharField(
+        max_length=200, blank=True, default="", help_text="Comma-separated."
+    )
+    missing_values = models.CharField(
+        max_length=200,
+        blank=True,
+        default="NA, N/A, -, null",
+        help_text="Comma-separated words read as an empty cell (case ignored).",
+    )
+    encoding = models.CharField(
+        max_length=32, blank=True, default="", help_text="Empty: detected."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -327,7 +327,7 @@ def test_lists_every_bad_row(db, tmp_path, customers):
         "C-1,happiness,0.5,2024-01-03",
         "C-1,nps,20,2024-01-04",
         "C-1,login_days_30d,,2024-01-05",
-        "C-1,login_days_30d,3,05/01/2024",
+        "C-1,login_days_30d,3,2024-01-32",
     )
 
     message = failed_import("readings", path)
@@ -338,7 +338,7 @@ def test_lists_every_bad_row(db, tmp_path, customers):
         "line 4, column metric: no metric has key 'happiness'",
         "line 5, column metric: metric 'nps' is derived from activity records",
         "line 6, column value: is required",
-        "line 7, column observed_on: '05/01/2024' is not a date in YYYY-MM-DD form",
+        "line 7, column observed_on: '2024-01-32' is not a date",
     ]:
         assert expected in message
     assert MetricReading.objects.count() == 0
