@@ -1,19 +1,12 @@
 """Did a model's score foretell churn? Print DESIGN's backtest table."""
 
 import json
-from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
 from health import backtest, jobs
+from health.management.commands._args import iso_date
 from health.models import Band, ScoreModel
-
-
-def iso_date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"{value!r} is not a date in YYYY-MM-DD form") from exc
 
 
 def find_model(label: str | None) -> ScoreModel:

@@ -10,8 +10,8 @@ from health.demo import (
     demo_backfill_dates,
     demo_band_mix,
 )
+from health.management.commands._args import iso_date
 from health.management.commands._progress import ProgressLine
-from health.management.commands.score import iso_date
 from health.models import JobRun
 from health.signals import demo_built
 

@@ -1,17 +1,9 @@
 """Export one row per customer scored as of a date."""
 
-from datetime import date
-
 from django.core.management.base import BaseCommand, CommandError
 
 from health import exports, selectors
-
-
-def iso_date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"{value!r} is not a date in YYYY-MM-DD form") from exc
+from health.management.commands._args import iso_date
 
 
 class Command(BaseCommand):

@@ -1,19 +1,13 @@
 """Score every customer as of a date, or backfill a range of dates."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
 from health import jobs
+from health.management.commands._args import iso_date
 from health.management.commands._progress import ProgressLine
 from health.models import JobRun
-
-
-def iso_date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"{value!r} is not a date in YYYY-MM-DD form") from exc
 
 
 class Command(BaseCommand):

@@ -6,7 +6,8 @@ import json
 from django.core.management.base import BaseCommand
 
 from health import jobs, tuning
-from health.management.commands.backtest import find_model, iso_date
+from health.management.commands._args import iso_date
+from health.management.commands.backtest import find_model
 from health.models import Band
 
 

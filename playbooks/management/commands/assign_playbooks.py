@@ -4,18 +4,10 @@ A band change fires once, on the day it happens; a playbook that waits for the
 band to hold two or more days is assigned by this check, run after each day's
 scoring."""
 
-from datetime import date
+from django.core.management.base import BaseCommand
 
-from django.core.management.base import BaseCommand, CommandError
-
+from health.management.commands._args import iso_date
 from playbooks import services
-
-
-def iso_date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"{value!r} is not a date in YYYY-MM-DD form") from exc
 
 
 class Command(BaseCommand):
