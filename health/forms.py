@@ -6,7 +6,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from health.models import Interaction
+from health.models import Interaction, Override
+from health.tuning import DEFAULT_OVERRIDE_DAYS, MAX_OVERRIDE_DAYS
 from workbench.roles import CSM
 
 SENTIMENTS = [(1, "Positive"), (0, "Neutral"), (-1, "Negative")]
@@ -70,4 +71,25 @@ class _UserChoiceField(forms.ModelChoiceField):
 class OwnerForm(forms.Form):
     owner = _UserChoiceField(
         queryset=csm_users(), required=False, empty_label="No owner", label="Owner"
+    )
+
+
+class OverrideForm(forms.Form):
+    """A band override as a person enters it. The rules (at most 90 days, a
+    reason) live in ``tuning.override_band``; its errors land on these
+    fields."""
+
+    band = forms.ChoiceField(
+        label="Band to use",
+        choices=[("", "Choose a band"), *Override._meta.get_field("band").choices],
+    )
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Give a reason for the override."},
+    )
+    days = forms.IntegerField(
+        label=f"For how many days (at most {MAX_OVERRIDE_DAYS})",
+        initial=DEFAULT_OVERRIDE_DAYS,
+        widget=forms.NumberInput(attrs={"min": 1, "max": MAX_OVERRIDE_DAYS}),
     )

@@ -138,7 +138,9 @@ from django.db.models import (  # noqa: E402
 )
 from django.db.models.functions import Coalesce, Concat  # noqa: E402
 
+from health.backtest import overrides_in_effect  # noqa: E402
 from health.models import Customer, Interaction, Opportunity  # noqa: E402
+from health.queue import today  # noqa: E402
 
 DECLINE_POINTS = 10
 # Scores are stored to one decimal; a difference of two of them may land a
@@ -154,12 +156,18 @@ def customer_scores(as_of: date | None, days: int = 30) -> QuerySet:
     ``coverage``, ``scored_on``, ``model_label``; the change over ``days``
     days (``score_then`` and ``delta``, DESIGN.md rule 9 with D = ``as_of``)
     and ``last_interaction_at``. ``as_of`` is normally ``latest_as_of()``;
-    None gives the same columns, all empty.
+    None gives the same columns, all empty. ``overridden_band`` is the band
+    of the override in effect today (None without one), whatever the date
+    of the snapshot: the band the team acts on now.
 
     Lazy: filter, order and slice it; each evaluation is one query.
     """
 
-    customers = Customer.objects.filter(churned_on__isnull=True).select_related("owner")
+    customers = (
+        Customer.objects.filter(churned_on__isnull=True)
+        .select_related("owner")
+        .annotate(overridden_band=Subquery(_override_in_effect()))
+    )
     if as_of is None:
         return customers.annotate(
             score=Value(None, output_field=FloatField()),
@@ -203,6 +211,14 @@ def customer_scores(as_of: date | None, days: int = 30) -> QuerySet:
             F("score") - F("score_then"), output_field=FloatField()
         ),
         last_interaction_at=Subquery(_last_interaction()),
+    )
+
+
+def _override_in_effect() -> QuerySet:
+    # Read from the overrides, not from the snapshot: an override made or
+    # ended today shows at once, before any re-score stamps the snapshot.
+    return (
+        overrides_in_effect(today()).filter(customer=OuterRef("pk")).values("band")[:1]
     )
 
 

@@ -14,6 +14,16 @@ urlpatterns = [
     ),
     path("customers/<int:pk>/pulses/", views.log_pulse, name="customer-log-pulse"),
     path("customers/<int:pk>/owner/", views.reassign_owner, name="customer-reassign"),
+    path(
+        "customers/<int:pk>/overrides/",
+        views.override_band,
+        name="customer-override",
+    ),
+    path(
+        "customers/<int:pk>/overrides/<int:override_pk>/end/",
+        views.end_override,
+        name="customer-end-override",
+    ),
     path("focus/<slug:slug>/", views.focus_list, name="focus-list"),
     path("dashboard/", views.dashboard, name="dashboard"),
 ]

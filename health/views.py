@@ -2,8 +2,9 @@
 customer, and the managers' dashboard.
 
 Views stay thin: ``workbench.access`` decides who may do what, the reads
-live in ``health.selectors`` and the writes in ``health.services``. Every
-list page costs a fixed number of queries whatever its size.
+live in ``health.selectors`` and the writes in ``health.services`` (band
+overrides in ``health.tuning``). Every list page costs a fixed number of
+queries whatever its size.
 """
 
 from datetime import UTC, date, timedelta
@@ -11,17 +12,24 @@ from datetime import UTC, date, timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import F
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from health import selectors, services
-from health.forms import InteractionForm, OwnerForm, PulseForm, csm_users
-from health.models import Band, Customer, Metric
+from health import jobs, selectors, services, tuning
+from health.forms import (
+    InteractionForm,
+    OverrideForm,
+    OwnerForm,
+    PulseForm,
+    csm_users,
+)
+from health.models import Band, Customer, Metric, Override
 from health.scoring import DEFAULT_BAND_LIMITS, contributions
 from workbench.access import (
     customer_for,
@@ -33,6 +41,8 @@ from workbench.roles import is_manager
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
+# Overrides listed on the customer page; the admin keeps all of them.
+OVERRIDES_SHOWN = 5
 
 # Sort keys of the customer tables; "-key" sorts the other way. Empty values
 # go last either way, and name then id keep pages stable.
@@ -236,7 +246,12 @@ def focus_list(request, slug: str):
 
 
 def _customer_page(
-    request, customer: Customer, *, interaction_form=None, pulse_form=None
+    request,
+    customer: Customer,
+    *,
+    interaction_form=None,
+    pulse_form=None,
+    override_form=None,
 ):
     """The customer page; the forms come back with their errors after a
     refused post."""
@@ -265,7 +280,9 @@ def _customer_page(
     start = end - timedelta(days=365)
     may_work = may_work_on(request.user, customer)
     may_reassign = is_manager(request.user)
+    may_override = tuning.can_override(request.user, customer)
     metric_names = dict(Metric.objects.values_list("key", "name"))
+    override, overrides = _overrides(customer)
 
     return render(
         request,
@@ -285,15 +302,37 @@ def _customer_page(
             "pulses": customer.pulses.select_related("csm")[:5],
             "may_work": may_work,
             "may_reassign": may_reassign,
+            "may_override": may_override,
+            "override": override,
+            "overrides": overrides,
             "interaction_form": interaction_form
             or InteractionForm(initial={"occurred_on": _today(), "kind": "call"}),
             "pulse_form": pulse_form or PulseForm(),
             "owner_form": OwnerForm(initial={"owner": customer.owner_id})
             if may_reassign
             else None,
+            "override_form": override_form
+            or OverrideForm(initial={"days": tuning.DEFAULT_OVERRIDE_DAYS}),
             "jobs_inline": settings.JOBS_INLINE,
         },
     )
+
+
+def _overrides(customer: Customer) -> tuple[Override | None, list[Override]]:
+    """The override in effect today and the customer's newest overrides, in
+    effect or not (the audit trail). Two queries, and one for the author of
+    an override in effect that is not among the newest."""
+    current = tuning.current_override(customer.pk)
+    recent = list(
+        customer.overrides.select_related("created_by", "ended_by").order_by(
+            "-created_at", "-pk"
+        )[:OVERRIDES_SHOWN]
+    )
+    # The one in effect is nearly always the newest: the copy from the list
+    # comes with its author.
+    if current is not None:
+        current = {row.pk: row for row in recent}.get(current.pk, current)
+    return current, recent
 
 
 def _components(snapshot, metric_names: dict[str, str]) -> list[dict]:
@@ -396,6 +435,65 @@ def reassign_owner(request, pk: int):
     name = owner.get_full_name() or owner.get_username() if owner else "no one"
     messages.success(request, f"{customer.name} now belongs to {name}.")
     return redirect("customer-detail", pk=customer.pk)
+
+
+def _customer_to_override(request, pk: int) -> Customer:
+    """The customer, when the user may override its band: 404 for an
+    unknown customer, 403 for a refused user."""
+    customer = customer_for(request, pk)
+    if not tuning.can_override(request.user, customer):
+        raise PermissionDenied("You may not override this customer's band.")
+    return customer
+
+
+@require_POST
+@role_required
+def override_band(request, pk: int):
+    customer = _customer_to_override(request, pk)
+
+    form = OverrideForm(request.POST)
+    if not form.is_valid():
+        return _customer_page(request, customer, override_form=form)
+
+    try:
+        override = tuning.override_band(
+            customer=customer,
+            band=form.cleaned_data["band"],
+            reason=form.cleaned_data["reason"],
+            days=form.cleaned_data["days"],
+            by=request.user,
+        )
+    except ValidationError as error:
+        # The service keys its errors by field (band, reason, days); any
+        # other key goes above the form rather than failing the request.
+        errors = getattr(error, "message_dict", None) or {None: error.messages}
+        for field, texts in errors.items():
+            form.add_error(field if field in form.fields else None, texts)
+        return _customer_page(request, customer, override_form=form)
+
+    messages.success(
+        request,
+        f"Band overridden to {override.get_band_display()} "
+        f"until {override.expires_on:%Y-%m-%d}.",
+    )
+    return redirect(reverse("customer-detail", args=[customer.pk]) + "#override")
+
+
+@require_POST
+@role_required
+def end_override(request, pk: int, override_pk: int):
+    customer = _customer_to_override(request, pk)
+    override = get_object_or_404(Override, pk=override_pk, customer=customer)
+    override.customer = customer
+
+    # The page may be stale: someone else may have ended or replaced the
+    # override since; the service then changes nothing.
+    if override.in_effect_on(jobs.today()):
+        tuning.end_override(override=override, by=request.user)
+        messages.success(request, "Override ended; the computed band applies.")
+    else:
+        messages.info(request, "That override was no longer in effect.")
+    return redirect(reverse("customer-detail", args=[customer.pk]) + "#override")
 
 
 # --- Managers ----------------------------------------------------------------

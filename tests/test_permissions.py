@@ -6,8 +6,9 @@ a 500, and nothing changes unless the request was allowed to change it."""
 import pytest
 from django.urls import reverse
 
+from health import tuning
 from health import urls as health_urls
-from health.models import Customer, Interaction, Pulse, ScoreSnapshot
+from health.models import Customer, Interaction, Override, Pulse, ScoreSnapshot
 from tests.test_views import scored
 
 ROLES = ["anonymous", "outsider", "owner", "other_csm", "manager", "admin"]
@@ -18,10 +19,13 @@ LOGIN = reverse("login")
 READ = dict.fromkeys(["owner", "other_csm", "manager", "admin"], 200)
 WORK = {"owner": 302, "other_csm": 403, "manager": 302, "admin": 302}
 MANAGE = {"owner": 403, "other_csm": 403, "manager": 302, "admin": 302}
+OVERRIDE = {"band": "healthy", "reason": "Renewal signed yesterday", "days": "30"}
 
-# (URL name, whether it names the customer, the one method it answers, the
-# status per role, the data a post sends). Roles left out of a status map
-# answer 302 to the login page (anonymous) or 403 (no role).
+# (URL name, what it names, the one method it answers, the status per role,
+# the data a post sends). It names the customer, a missing one, a focus list,
+# or ("foreign") the customer with another customer's override; an override
+# URL also names an override made just before. Roles left out of a status
+# map answer 302 to the login page (anonymous) or 403 (no role).
 VIEWS = [
     ("home", None, "get", dict.fromkeys(READ, 302), None),
     ("my-book", None, "get", READ, None),
@@ -52,6 +56,18 @@ VIEWS = [
     ("customer-log-pulse", "missing", "post", dict.fromkeys(READ, 404), {}),
     ("customer-reassign", "customer", "post", MANAGE, {"owner": "new_owner"}),
     ("customer-reassign", "missing", "post", dict.fromkeys(READ, 404), {}),
+    ("customer-override", "customer", "post", WORK, OVERRIDE),
+    ("customer-override", "missing", "post", dict.fromkeys(READ, 404), OVERRIDE),
+    ("customer-end-override", "customer", "post", WORK, None),
+    ("customer-end-override", "missing", "post", dict.fromkeys(READ, 404), None),
+    # Another customer's override: unknown here, once the user may override.
+    (
+        "customer-end-override",
+        "foreign",
+        "post",
+        {**dict.fromkeys(READ, 404), "other_csm": 403},
+        None,
+    ),
 ]
 
 
@@ -60,8 +76,13 @@ def state() -> tuple:
     return (
         list(Interaction.objects.values_list("pk", "kind", "summary")),
         list(Pulse.objects.values_list("pk", "rating")),
-        list(ScoreSnapshot.objects.values_list("pk", "score", "computed_at")),
+        list(
+            ScoreSnapshot.objects.values_list(
+                "pk", "score", "computed_at", "overridden_band"
+            )
+        ),
         list(Customer.objects.values_list("pk", "owner_id", "updated_at")),
+        list(Override.objects.values_list("pk", "band", "ended_on")),
     )
 
 
@@ -91,14 +112,20 @@ def cast(csm, other_csm, manager, admin_user, outsider):
 )
 def test_permission_matrix(client, cast, role, name, target, allowed, expected, data):
     customer = scored("Acme", {0: 50.0, 30: 55.0}, owner=cast["owner"])
-    if target == "customer":
-        url = reverse(name, args=[customer.pk])
+    if target in ("customer", "foreign"):
+        args = [customer.pk]
     elif target == "missing":
-        url = reverse(name, args=[MISSING])
-    elif target:
-        url = reverse(name, args=[target])
+        args = [MISSING]
     else:
-        url = reverse(name)
+        args = [target] if target else []
+    if name == "customer-end-override":
+        # The override to end: this customer's, another customer's, or none.
+        other = scored("Other", {0: 50.0}) if target == "foreign" else customer
+        override = tuning.override_band(
+            customer=other, band="healthy", reason="Call went well", by=cast["admin"]
+        )
+        args.append(MISSING if target == "missing" else override.pk)
+    url = reverse(name, args=args)
     if data and data.get("owner") == "new_owner":
         data = {"owner": cast["other_csm"].pk}
     if cast[role]:

@@ -156,6 +156,9 @@ RQ_QUEUES = {
     },
 }
 RQ_QUEUE_NAME = os.environ.get("RQ_QUEUE", "default")
+# django-rq's entry in the admin serves its statistics JSON to any staff user;
+# the dashboard lives at /django-rq/ instead, behind the Admin role.
+RQ_SHOW_ADMIN_LINK = False
 
 # Customers scored by one job of a fan-out.
 SCORE_CHUNK_SIZE = int(os.environ.get("SCORE_CHUNK_SIZE", "1000"))

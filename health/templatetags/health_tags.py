@@ -14,10 +14,18 @@ def band_label(key: str | None) -> str:
 
 
 @register.inclusion_tag("health/_band.html")
-def band_badge(key: str | None):
-    """The band as a coloured badge; a customer never scored is unscored."""
+def band_badge(key: str | None, overridden: str | None = None):
+    """The band as a coloured badge; a customer never scored is unscored.
+    With ``overridden`` (a person's override in effect) the badge shows that
+    band, marked as overridden, and names the computed one beside it."""
     key = key or "unscored"
-    return {"key": key, "label": _LABELS.get(key, key)}
+    if not overridden:
+        return {"key": key, "label": _LABELS.get(key, key)}
+    return {
+        "key": overridden,
+        "label": _LABELS.get(overridden, overridden),
+        "computed": _LABELS.get(key, key),
+    }
 
 
 @register.filter
