@@ -33,6 +33,7 @@ from health.models import Band, Customer, Metric, Override
 from health.scoring import DEFAULT_BAND_LIMITS, contributions
 from workbench.access import (
     customer_for,
+    id_param,
     manager_required,
     may_work_on,
     role_required,
@@ -131,8 +132,8 @@ def customer_list(request):
     owner = request.GET.get("owner", "")
     if owner == "none":
         customers = customers.filter(owner__isnull=True)
-    elif owner.isdigit():
-        customers = customers.filter(owner_id=int(owner))
+    elif (owner_id := id_param(owner)) is not None:
+        customers = customers.filter(owner_id=owner_id)
     segment = request.GET.get("segment", "")
     if segment:
         customers = customers.filter(segment=segment)

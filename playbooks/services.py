@@ -86,7 +86,7 @@ def assign_playbook(
         return None
 
     if assignment.owner_id is None:
-        logger.warning(
+        logger.info(
             "Playbook %s assigned to customer %s, which has no owner",
             playbook.pk,
             customer.pk,

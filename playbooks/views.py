@@ -20,7 +20,7 @@ from playbooks.forms import (
     workbench_users,
 )
 from playbooks.models import Assignment, Task
-from workbench.access import role_required
+from workbench.access import id_param, role_required
 from workbench.roles import is_manager
 
 # --- Access -----------------------------------------------------------------------
@@ -141,7 +141,7 @@ def board(request):
     if status not in Assignment.Status.values:
         status = ""
     owner = request.GET.get("owner", "")
-    owner_id = int(owner) if owner.isdigit() else None
+    owner_id = id_param(owner)
     overdue = request.GET.get("overdue") == "1"
 
     assignments = selectors.board(

@@ -128,3 +128,30 @@ def test_active_model_is_read_only_in_the_admin(client, admin_user):
     assert response.status_code == 403
     model.refresh_from_db()
     assert (model.name, model.min_coverage) == ("Default", 0.5)
+
+
+@pytest.mark.parametrize("owner", ["²", "99999999999999999999999", "abc", "-1"])
+def test_odd_owner_filters_are_ignored_not_errors(client, csm, owner):
+    client.force_login(csm)
+
+    assert client.get(reverse("customer-list"), {"owner": owner}).status_code == 200
+    assert client.get(reverse("playbooks:board"), {"owner": owner}).status_code == 200
+
+
+def test_a_nul_character_in_a_query_is_a_bad_request(client, csm):
+    client.force_login(csm)
+
+    response = client.get(reverse("customer-list"), {"q": "a\x00b"})
+
+    assert response.status_code == 400
+
+
+def test_a_user_without_a_role_is_told_why_and_can_log_out(client, outsider):
+    client.force_login(outsider)
+
+    response = client.get(reverse("customer-list"), follow=True)
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "You have no role in the workbench." in page
+    assert reverse("logout") in page

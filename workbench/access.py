@@ -18,6 +18,14 @@ from health.models import Customer
 from workbench.roles import CSM, ROLES, has_role, is_manager
 
 
+def id_param(value: str | None) -> int | None:
+    """A database id from a query string, or None for anything else (words,
+    other digits such as "²", numbers too large for a key)."""
+    if value and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 def role_required(view):
     """Logged in and holding one of the three roles; else 403."""
 

@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from health import backtest, jobs
-from health.management.commands._args import iso_date
+from health.management.commands._args import iso_date, writable_path
 from health.models import Band, ScoreModel
 
 
@@ -56,7 +56,9 @@ class Command(BaseCommand):
             default=backtest.DEFAULT_HORIZON_DAYS,
             metavar="DAYS",
         )
-        parser.add_argument("--json", dest="json_file", metavar="FILE")
+        parser.add_argument(
+            "--json", dest="json_file", metavar="FILE", type=writable_path
+        )
 
     def handle(self, *args, model, compare, start, end, horizon, json_file, **opts):
         if horizon < 1:

@@ -35,6 +35,8 @@ class Command(BaseCommand):
         if customers < 1:
             raise CommandError("--customers must be at least 1")
         as_of = as_of or jobs.today()
+        if as_of > jobs.today():
+            raise CommandError(f"{as_of} is after today ({jobs.today()}, UTC)")
 
         book = build_demo_book(customers=customers, seed=seed, as_of=as_of)
         counts = ", ".join(f"{n:,} {kind}" for kind, n in book.counts.items())

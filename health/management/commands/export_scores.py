@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from health import exports, selectors
-from health.management.commands._args import iso_date
+from health.management.commands._args import iso_date, writable_path
 
 
 class Command(BaseCommand):
@@ -16,7 +16,11 @@ class Command(BaseCommand):
         parser.add_argument("--as-of", type=iso_date)
         parser.add_argument("--format", choices=exports.FORMATS, default="csv")
         parser.add_argument(
-            "-o", "--output", metavar="FILE", help="Default: standard output."
+            "-o",
+            "--output",
+            metavar="FILE",
+            type=writable_path,
+            help="Default: standard output.",
         )
 
     def handle(self, *args, as_of, format, output, **options):

@@ -9,6 +9,9 @@ from health.management.commands._args import iso_date
 from health.management.commands._progress import ProgressLine
 from health.models import JobRun
 
+# Ten years of daily scores; more is a typo in --from, not a plan.
+MAX_DATES = 3660
+
 
 class Command(BaseCommand):
     help = (
@@ -47,6 +50,16 @@ class Command(BaseCommand):
         else:
             dates = [as_of or jobs.today()]
             label = f"Score as of {dates[0]}"
+
+        # A future date would become "the latest scores" on every page and
+        # assign playbooks for bands nobody is in yet.
+        if dates[-1] > jobs.today():
+            raise CommandError(f"{dates[-1]} is after today ({jobs.today()}, UTC)")
+        if len(dates) > MAX_DATES:
+            raise CommandError(
+                f"{len(dates):,} dates is more than {MAX_DATES:,}; "
+                "use --every to score fewer"
+            )
 
         progress = ProgressLine(self.stdout, label)
         kind = JobRun.Kind.SCORE_ALL if len(dates) == 1 else JobRun.Kind.BACKFILL

@@ -6,7 +6,7 @@ import json
 from django.core.management.base import BaseCommand
 
 from health import jobs, tuning
-from health.management.commands._args import iso_date
+from health.management.commands._args import iso_date, writable_path
 from health.management.commands.backtest import find_model
 from health.models import Band
 
@@ -26,7 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--model", required=True, metavar="NAME:VERSION")
         parser.add_argument("--as-of", type=iso_date, help="Default: today (UTC).")
         parser.add_argument("--movers", type=int, default=20, metavar="N")
-        parser.add_argument("--json", dest="json_file", metavar="FILE")
+        parser.add_argument(
+            "--json", dest="json_file", metavar="FILE", type=writable_path
+        )
 
     def handle(self, *args, model, as_of, movers, json_file, **options):
         score_model = find_model(model)
