@@ -21,12 +21,14 @@ Natural keys make a second import of the same file change nothing.
 
 from __future__ import annotations
 
+import calendar
 import codecs
 import csv
 import io
 import logging
 import math
 import re
+import zipfile
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import closing, suppress
 from dataclasses import dataclass, field, replace
@@ -143,6 +145,9 @@ class Mapping:
 
 # --- What rows refer to ------------------------------------------------------
 
+# How far past the import's start a record's moment may lie.
+FUTURE_SLACK = timedelta(days=1)
+
 # An email that more than one user has names no one in particular.
 AMBIGUOUS = -1
 
@@ -164,7 +169,12 @@ class Lookups:
         self.users: dict[str, int] = {}
         self.usernames: set[str] = set()
         self.metrics: dict[str, tuple[int, str]] = {}
+        # metric id -> (key, unit), for the range a reading may take.
+        self.metric_units: dict[int, tuple[str, str]] = {}
         self.roles: dict[str, int] = {}
+        # Moments after this are in the future. A day of slack covers clocks
+        # and time zones; fixed once, so both passes agree on every row.
+        self.latest = timezone.now() + FUTURE_SLACK
 
         if "customers" in needs:
             # Only external ids are unique; a support id, analytics id or name
@@ -185,10 +195,11 @@ class Lookups:
                     key = email.lower()
                     self.users[key] = AMBIGUOUS if key in self.users else pk
         if "metrics" in needs:
-            self.metrics = {
-                key: (pk, source)
-                for pk, key, source in Metric.objects.values_list("pk", "key", "source")
-            }
+            for pk, key, source, unit in Metric.objects.values_list(
+                "pk", "key", "source", "unit"
+            ):
+                self.metrics[key] = (pk, source)
+                self.metric_units[pk] = (key, unit)
         if "roles" in needs:
             self.roles = dict(
                 Group.objects.filter(name__in=ROLES).values_list("name", "pk")
@@ -207,8 +218,23 @@ def _customer_key(by: str, value: str) -> str:
 Parser = Callable[[str, Lookups], Any]
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# An ISO date-time: the date, then T or a space and a time of day.
+ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:.*")
 TRUE_WORDS = {"true", "1", "yes"}
 FALSE_WORDS = {"false", "0", "no"}
+
+
+# How much of a cell a message quotes: a cell can hold a whole paragraph, or
+# the junk of a file that is no CSV at all.
+SHOWN_CHARACTERS = 40
+
+
+def shown(value: str) -> str:
+    """A cell quoted for a message: control characters escaped (repr), and
+    cut short with an ellipsis past SHOWN_CHARACTERS."""
+    if len(value) > SHOWN_CHARACTERS:
+        value = value[: SHOWN_CHARACTERS - 1] + "…"
+    return repr(value)
 
 
 def text(model: type[models.Model], name: str) -> Parser:
@@ -236,18 +262,50 @@ EXCEL_EPOCH = datetime(1899, 12, 30)  # noqa: DTZ001 (a calendar day, no zone)
 EXCEL_LAST_SERIAL = 2958465  # 9999-12-31
 
 
+def _calendar_date(year: int, month: int, day: int) -> date | None:
+    """The date, or None when the calendar has no such day."""
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _no_such_day(value: str, year: int, month: int, day: int) -> BadValue:
+    """Why a date of the right shape is not a date: the month or the day."""
+    if not 1 <= month <= 12:
+        return BadValue(f"{shown(value)} is not a date: there is no month {month}")
+    if year < 1:
+        return BadValue(f"{shown(value)} is not a date: there is no year {year}")
+    if day < 1:
+        return BadValue(f"{shown(value)} is not a date: there is no day {day}")
+    days = calendar.monthrange(year, month)[1]
+    return BadValue(
+        f"{shown(value)} is not a date: {calendar.month_name[month]} {year} "
+        f"has {days} days, not {day}"
+    )
+
+
 def _numeric_date(match: re.Match, value: str, lookups: Lookups) -> date:
     order = lookups.options.date_order
     if not order:
         raise DateOrderNeeded(value)
     first, _, second, year = match.groups()
     day, month = (first, second) if order == "dmy" else (second, first)
-    try:
-        return date(int(year), int(month), int(day))
-    except ValueError:
-        raise BadValue(
-            f"{value!r} is not a date ({DATE_ORDERS[order]}, as set)"
-        ) from None
+    result = _calendar_date(int(year), int(month), int(day))
+    if result is None:
+        problem = _no_such_day(value, int(year), int(month), int(day))
+        raise BadValue(f"{problem} ({DATE_ORDERS[order]}, as set)")
+    return result
+
+
+def _iso_calendar_date(value: str) -> date:
+    """The YYYY-MM-DD at the start of ``value``; BadValue naming the month or
+    day the calendar does not have."""
+    year, month, day = int(value[:4]), int(value[5:7]), int(value[8:10])
+    result = _calendar_date(year, month, day)
+    if result is None:
+        raise _no_such_day(value, year, month, day)
+    return result
 
 
 def _excel_serial(value: str, lookups: Lookups) -> datetime | None:
@@ -266,19 +324,26 @@ def _excel_serial(value: str, lookups: Lookups) -> datetime | None:
 
 def iso_date(value: str, lookups: Lookups) -> date:
     """ISO YYYY-MM-DD; a day-first or month-first date when the import says
-    which or the file proves it; an Excel serial in a spreadsheet."""
+    which or the file proves it; an Excel serial in a spreadsheet. A
+    date-time at exactly midnight is its date (spreadsheets store dates as
+    date-times); any other time of day is refused, not dropped."""
     if ISO_DATE.fullmatch(value):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise BadValue(f"{value!r} is not a date") from None
+        return _iso_calendar_date(value)
     match = NUMERIC_DATE.fullmatch(value)
     if match:
         return _numeric_date(match, value, lookups)
-    serial = _excel_serial(value, lookups)
-    if serial is not None:
-        return serial.date()
-    raise BadValue(f"{value!r} is not a date in YYYY-MM-DD form")
+    moment = None
+    if ISO_DATETIME.fullmatch(value):
+        _iso_calendar_date(value)
+        with suppress(ValueError):
+            moment = datetime.fromisoformat(value)
+    else:
+        moment = _excel_serial(value, lookups)
+    if moment is not None:
+        if moment.time() != time(0):
+            raise BadValue(f"{shown(value)} is a date-time, expected a date")
+        return moment.date()
+    raise BadValue(f"{shown(value)} is not a date in YYYY-MM-DD form")
 
 
 def iso_datetime(value: str, lookups: Lookups) -> datetime:
@@ -286,6 +351,7 @@ def iso_datetime(value: str, lookups: Lookups) -> datetime:
     after a space; without an offset, UTC."""
     moment = None
     if ISO_DATE.match(value):
+        _iso_calendar_date(value)
         with suppress(ValueError):
             moment = datetime.fromisoformat(value)
     else:
@@ -302,7 +368,7 @@ def iso_datetime(value: str, lookups: Lookups) -> datetime:
         elif not clock_text:
             moment = _excel_serial(value, lookups)
     if moment is None:
-        raise BadValue(f"{value!r} is not an ISO 8601 date-time")
+        raise BadValue(f"{shown(value)} is not an ISO 8601 date-time")
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
@@ -328,13 +394,13 @@ def _number_text(value: str, lookups: Lookups) -> str:
         )
         if not re.fullmatch(grouped, text):
             raise BadValue(
-                f"{value!r} is not a number with thousands grouped by "
+                f"{shown(value)} is not a number with thousands grouped by "
                 f"{THOUSANDS_SEPARATORS[separator]}"
             )
         text = text.replace(separator, "")
     if decimal == ",":
         if "." in text:
-            raise BadValue(f"{value!r} has a decimal point; this file has commas")
+            raise BadValue(f"{shown(value)} has a decimal point; this file has commas")
         text = text.replace(",", ".")
     return text
 
@@ -343,35 +409,58 @@ def _not_a_number(value: str, lookups: Lookups) -> BadValue:
     hint = ""
     if "," in value and not lookups.options.decimal_comma:
         hint = " (a decimal comma or thousands separator needs a profile saying so)"
-    return BadValue(f"{value!r} is not a number{hint}")
+    return BadValue(f"{shown(value)} is not a number{hint}")
+
+
+def _not_finite(value: str, text: str) -> BadValue:
+    """Why a number that parsed is no value to keep: NaN, an infinity, or
+    digits beyond what a float can hold (which Python reads as infinite)."""
+    word = text.strip().lstrip("+-").lower()
+    if word in {"nan", "snan"}:
+        return BadValue(f"{shown(value)} is not a number")
+    if word in {"inf", "infinity"}:
+        return BadValue(f"{shown(value)} is not a finite number")
+    return BadValue(f"{shown(value)} is too large (at most about 1.8e308)")
 
 
 def number(value: str, lookups: Lookups) -> float:
+    text = _number_text(value, lookups)
     try:
-        result = float(_number_text(value, lookups))
+        result = float(text)
     except ValueError:
         raise _not_a_number(value, lookups) from None
     if not math.isfinite(result):
-        raise BadValue(f"{value!r} is not a finite number")
+        raise _not_finite(value, text)
     return result
 
 
-def money(model: type[models.Model], name: str) -> Parser:
-    """A decimal rounded half up to the field's places, within its digits."""
+def money(model: type[models.Model], name: str, *, negative: bool = True) -> Parser:
+    """A decimal rounded half up to the field's places, within its digits;
+    with ``negative`` False, zero or more."""
     model_field = model._meta.get_field(name)
     places = Decimal(1).scaleb(-model_field.decimal_places)
     limit = Decimal(10) ** (model_field.max_digits - model_field.decimal_places)
+    largest = f"{limit - places:,}"
 
     def parse(value: str, lookups: Lookups) -> Decimal:
+        text = _number_text(value, lookups)
         try:
-            result = Decimal(_number_text(value, lookups))
+            result = Decimal(text)
         except InvalidOperation:
             raise _not_a_number(value, lookups) from None
-        if not result.is_finite():
-            raise BadValue(f"{value!r} is not a finite number")
-        result = result.quantize(places, rounding=ROUND_HALF_UP)
+        if result.is_nan():
+            raise BadValue(f"{shown(value)} is not a number")
+        if result.is_infinite():
+            raise BadValue(f"{shown(value)} is not a finite number")
+        # The size is checked before rounding: quantize() raises on a number
+        # with more digits than the decimal context holds (28), such as 1e30.
         if abs(result) >= limit:
-            raise BadValue(f"{value!r} is too large")
+            raise BadValue(f"{shown(value)} is too large (at most {largest})")
+        result = result.quantize(places, rounding=ROUND_HALF_UP)
+        if abs(result) >= limit:  # rounded up to the limit: 9…9.995
+            raise BadValue(f"{shown(value)} is too large (at most {largest})")
+        if result < 0 and not negative:
+            raise BadValue(f"{shown(value)} is negative")
         return result
 
     return parse
@@ -382,9 +471,9 @@ def whole_number(low: int, high: int) -> Parser:
         try:
             result = int(_number_text(value, lookups))
         except ValueError:
-            raise BadValue(f"{value!r} is not a whole number") from None
+            raise BadValue(f"{shown(value)} is not a whole number") from None
         if not low <= result <= high:
-            raise BadValue(f"{value!r} is not between {low} and {high}")
+            raise BadValue(f"{shown(value)} is not between {low} and {high}")
         return result
 
     return parse
@@ -392,7 +481,7 @@ def whole_number(low: int, high: int) -> Parser:
 
 def sentiment(value: str, lookups: Lookups) -> int:
     if value not in {"-1", "0", "1", "+1"}:
-        raise BadValue(f"{value!r} is not -1, 0 or 1")
+        raise BadValue(f"{shown(value)} is not -1, 0 or 1")
     return int(value)
 
 
@@ -404,7 +493,7 @@ def boolean(value: str, lookups: Lookups) -> bool:
         return False
     extra = sorted(lookups.options.true_words | lookups.options.false_words)
     words = "true/false, 1/0 or yes/no" + "".join(f", {w}" for w in extra)
-    raise BadValue(f"{value!r} is not {words}")
+    raise BadValue(f"{shown(value)} is not {words}")
 
 
 def choice(choices: type[models.TextChoices]) -> Parser:
@@ -413,7 +502,7 @@ def choice(choices: type[models.TextChoices]) -> Parser:
     def parse(value: str, lookups: Lookups) -> str:
         word = value.lower()
         if word not in allowed:
-            raise BadValue(f"{value!r} is not one of {', '.join(allowed)}")
+            raise BadValue(f"{shown(value)} is not one of {', '.join(allowed)}")
         return word
 
     return parse
@@ -424,29 +513,29 @@ def customer(value: str, lookups: Lookups) -> int:
     pk = lookups.customers.get(_customer_key(by, value))
     label = "external id" if by == "external_id" else CUSTOMER_FIELDS[by]
     if pk is None:
-        raise BadValue(f"no customer has {label} {value!r}")
+        raise BadValue(f"no customer has {label} {shown(value)}")
     if pk == AMBIGUOUS:
-        raise BadValue(f"more than one customer has {label} {value!r}")
+        raise BadValue(f"more than one customer has {label} {shown(value)}")
     return pk
 
 
 def user(value: str, lookups: Lookups) -> int:
     pk = lookups.users.get(value.lower())
     if pk is None:
-        raise BadValue(f"no user has email {value!r}")
+        raise BadValue(f"no user has email {shown(value)}")
     if pk == AMBIGUOUS:
-        raise BadValue(f"more than one user has email {value!r}")
+        raise BadValue(f"more than one user has email {shown(value)}")
     return pk
 
 
 def imported_metric(value: str, lookups: Lookups) -> int:
     found = lookups.metrics.get(value)
     if found is None:
-        raise BadValue(f"no metric has key {value!r}")
+        raise BadValue(f"no metric has key {shown(value)}")
     pk, source = found
     if source != Metric.Source.IMPORTED:
         raise BadValue(
-            f"metric {value!r} is derived from activity records, not imported"
+            f"metric {shown(value)} is derived from activity records, not imported"
         )
     return pk
 
@@ -455,14 +544,14 @@ def email(value: str, lookups: Lookups) -> str:
     try:
         validate_email(value)
     except ValidationError:
-        raise BadValue(f"{value!r} is not an email address") from None
+        raise BadValue(f"{shown(value)} is not an email address") from None
     return value.lower()
 
 
 def role(value: str, lookups: Lookups) -> int:
     pk = lookups.roles.get(value)
     if pk is None:
-        raise BadValue(f"{value!r} is not a role ({', '.join(ROLES)})")
+        raise BadValue(f"{shown(value)} is not a role ({', '.join(ROLES)})")
     return pk
 
 
@@ -507,13 +596,73 @@ class Spec:
         return tuple(values[f] for f in self.key)
 
 
-def closed_after_opened(opened: str, closed: str, closed_column: str) -> RowCheck:
+def not_before(earlier: str, later: str, later_column: str) -> RowCheck:
+    """The ``later`` field is not before the ``earlier`` one (either may be
+    missing)."""
+
     def check(values: dict[str, Any], lookups: Lookups) -> tuple[str, str] | None:
-        if values[closed] is not None and values[closed] < values[opened]:
-            return closed_column, f"is before {opened}"
+        first, second = values[earlier], values[later]
+        if first is not None and second is not None and second < first:
+            return later_column, f"is before {earlier}"
         return None
 
     return check
+
+
+def not_in_future(name: str, column: str) -> RowCheck:
+    """A moment that has happened: at most FUTURE_SLACK past the import."""
+
+    def check(values: dict[str, Any], lookups: Lookups) -> tuple[str, str] | None:
+        moment = values[name]
+        if moment is not None and moment > lookups.latest:
+            return column, f"'{moment:%Y-%m-%dT%H:%M:%SZ}' is in the future"
+        return None
+
+    return check
+
+
+# The values a reading may take, by its metric's unit: (lowest, highest or
+# None). Units not listed (score, mean, rating...) take any number.
+UNIT_RANGES: dict[str, tuple[float, float | None]] = {
+    "ratio": (0, 1),
+    "count": (0, None),
+    "days": (0, None),
+    "hours": (0, None),
+}
+# A key ending in _<N>d counts over an N-day window: "the last 30 days"
+# counted with both ends touches 31 calendar days.
+WINDOW = re.compile(r"_(\d+)d$")
+
+
+def reading_range(key: str, unit: str) -> tuple[float, float | None] | None:
+    """The (lowest, highest) a reading of the metric may take, or None."""
+    bounds = UNIT_RANGES.get(unit)
+    if bounds is None:
+        return None
+    low, high = bounds
+    window = WINDOW.search(key)
+    if unit == "days" and window:
+        high = int(window.group(1)) + 1
+    return low, high
+
+
+def reading_in_range(
+    values: dict[str, Any], lookups: Lookups
+) -> tuple[str, str] | None:
+    key, unit = lookups.metric_units[values["metric_id"]]
+    bounds = reading_range(key, unit)
+    if bounds is None:
+        return None
+    low, high = bounds
+    value = values["value"]
+    if high is None and value < low:
+        return "value", f"'{value:g}' is negative ({key}, unit {unit})"
+    if value < low or (high is not None and value > high):
+        return (
+            "value",
+            f"'{value:g}' is not between {low} and {high} ({key}, unit {unit})",
+        )
+    return None
 
 
 def new_user_has_free_username(
@@ -564,7 +713,13 @@ SPECS: dict[str, Spec] = {
                 Column("external_id", "external_id", text(Customer, "external_id")),
                 Column("name", "name", text(Customer, "name")),
                 Column("segment", "segment", text(Customer, "segment"), False, ""),
-                Column("arr", "arr", money(Customer, "arr"), False, Decimal("0.00")),
+                Column(
+                    "arr",
+                    "arr",
+                    money(Customer, "arr", negative=False),
+                    False,
+                    Decimal("0.00"),
+                ),
                 Column("owner_email", "owner_id", user, False),
                 Column("customer_since", "customer_since", iso_date, False),
                 Column("renewal_date", "renewal_date", iso_date, False),
@@ -572,6 +727,10 @@ SPECS: dict[str, Spec] = {
             ),
             key=("external_id",),
             needs=frozenset({"users"}),
+            checks=(
+                not_before("customer_since", "renewal_date", "renewal_date"),
+                not_before("customer_since", "churned_on", "churned_on"),
+            ),
         ),
         Spec(
             kind="readings",
@@ -584,6 +743,7 @@ SPECS: dict[str, Spec] = {
             ),
             key=("customer_id", "metric_id", "observed_on"),
             needs=frozenset({"customers", "metrics"}),
+            checks=(reading_in_range,),
             compact_key=reading_key,
         ),
         Spec(
@@ -600,7 +760,10 @@ SPECS: dict[str, Spec] = {
             ),
             key=("external_id",),
             needs=frozenset({"customers"}),
-            checks=(closed_after_opened("opened_at", "closed_at", "closed_at"),),
+            checks=(
+                not_in_future("opened_at", "opened_at"),
+                not_before("opened_at", "closed_at", "closed_at"),
+            ),
         ),
         Spec(
             kind="nps",
@@ -614,6 +777,7 @@ SPECS: dict[str, Spec] = {
             ),
             key=("customer_id", "contact", "responded_at"),
             needs=frozenset({"customers"}),
+            checks=(not_in_future("responded_at", "responded_at"),),
         ),
         Spec(
             kind="opportunities",
@@ -636,7 +800,7 @@ SPECS: dict[str, Spec] = {
             ),
             key=("external_id",),
             needs=frozenset({"customers"}),
-            checks=(closed_after_opened("created_on", "closed_on", "closed_on"),),
+            checks=(not_before("created_on", "closed_on", "closed_on"),),
         ),
         Spec(
             kind="interactions",
@@ -651,6 +815,7 @@ SPECS: dict[str, Spec] = {
             ),
             key=("customer_id", "occurred_at", "kind", "csm_id"),
             needs=frozenset({"customers", "users"}),
+            checks=(not_in_future("occurred_at", "occurred_at"),),
         ),
         Spec(
             kind="pulses",
@@ -664,6 +829,7 @@ SPECS: dict[str, Spec] = {
             ),
             key=("customer_id", "csm_id", "entered_at"),
             needs=frozenset({"customers", "users"}),
+            checks=(not_in_future("entered_at", "entered_at"),),
         ),
     ]
 }
@@ -716,6 +882,31 @@ def _line_of_offset(path: Path, offset: int) -> int:
         return handle.read(offset).count(b"\n") + 1
 
 
+def _refuse_binary(path: Path, name: str) -> None:
+    """ImportFailed when a file meant as CSV text is a ZIP archive (an XLSX
+    workbook under the wrong name, say) or has a header line no text file
+    has: a NUL byte or control characters. A NUL further down is a bad row
+    of its own; only the header is judged here."""
+    with path.open("rb") as handle:
+        start = handle.read(SNIFF_BYTES)
+    if start.startswith(ZIP_MAGIC):
+        raise ImportFailed(
+            f"{name} does not look like a text file: it is a ZIP archive "
+            "(an XLSX workbook must be named .xlsx)",
+            [],
+        )
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return
+    header = start.split(b"\n", 1)[0]
+    controls = {chr(byte) for byte in header if byte < 32 or byte == 127}
+    if controls - TEXT_CONTROLS:
+        raise ImportFailed(
+            f"{name} does not look like a text file: its first line holds "
+            "control characters or NUL bytes",
+            [],
+        )
+
+
 def _cell_text(value: Any) -> str:
     """A spreadsheet cell as the text a CSV file would hold."""
     if value is None:
@@ -733,26 +924,50 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
+class UnsavedFormula(str):
+    """The empty text of an XLSX formula cell saved without its value
+    (written by a program that does not calculate, such as openpyxl)."""
+
+
+# A formula element in a sheet's XML, with or without a namespace prefix.
+FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[\s/>]")
+# The first bytes of a ZIP archive, which an XLSX workbook is.
+ZIP_MAGIC = b"PK\x03\x04"
+# How much of the file's start is read to tell text from binary.
+SNIFF_BYTES = 1 << 16
+# The control characters a text file's header line may hold.
+TEXT_CONTROLS = frozenset("\t\r\n")
+
+
 @dataclass
 class Source:
     """A file to import and how to read it: CSV in an encoding with a
-    delimiter, both detected unless given, or the first sheet of an XLSX."""
+    delimiter, both detected unless given, or the first sheet of an XLSX.
+    ``name`` is the file's name in messages (an upload's own name, not the
+    name of its temporary copy)."""
 
     path: Path
     spreadsheet: bool = False
     encoding: str = ""
     delimiter: str = ","
+    name: str = ""
+    # Row -> columns of formula cells with no saved value; found once.
+    _unsaved: dict[int, list[int]] | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def open(cls, path: Path, encoding: str = "") -> Source:
+    def open(cls, path: Path, encoding: str = "", name: str = "") -> Source:
+        name = name or path.name
         if path.suffix.lower() in {".xlsx", ".xlsm"}:
-            return cls(path, spreadsheet=True)
+            if not zipfile.is_zipfile(path):
+                raise ImportFailed(f"{name} is not an XLSX workbook", [])
+            return cls(path, spreadsheet=True, name=name)
         if encoding:
             try:
                 encoding = codecs.lookup(encoding).name
             except LookupError:
                 raise ImportFailed(f"unknown encoding {encoding!r}", []) from None
-        source = cls(path, encoding=encoding or detect_encoding(path))
+        _refuse_binary(path, name)
+        source = cls(path, encoding=encoding or detect_encoding(path), name=name)
         source.delimiter = source._detect_delimiter()
         return source
 
@@ -804,14 +1019,12 @@ class Source:
                 name = ENCODING_NAMES.get(self.encoding, self.encoding)
                 line = self._undecodable_line() or line
                 raise ImportFailed(
-                    f"{self.path.name}: not {name} text on line {line} "
+                    f"{self.name}: not {name} text on line {line} "
                     f"({exc.reason}); name the encoding with --encoding",
                     [],
                 ) from None
             except csv.Error as exc:
-                raise ImportFailed(
-                    f"{self.path.name}: line {line}: {exc}", []
-                ) from None
+                raise ImportFailed(f"{self.name}: line {line}: {exc}", []) from None
 
     def _undecodable_line(self) -> int | None:
         """The line of the first byte the encoding cannot decode: the text
@@ -829,23 +1042,83 @@ class Source:
 
     def _xlsx_rows(self, progress: Progress | None) -> Iterator[tuple[int, list[str]]]:
         from openpyxl import load_workbook
+        from openpyxl.utils.exceptions import InvalidFileException
 
         # data_only: a formula's last computed value, never its text.
-        workbook = load_workbook(self.path, read_only=True, data_only=True)
         try:
+            workbook = load_workbook(self.path, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError):
+            # A ZIP archive without a workbook's parts in it.
+            raise ImportFailed(f"{self.name} is not an XLSX workbook", []) from None
+        try:
+            if not workbook.worksheets:
+                raise ImportFailed(f"{self.name}: the workbook has no sheet", [])
             sheet = workbook.worksheets[0]
+            unsaved = self._unsaved_formulas(sheet)
             # The sheet's stated size is not trusted: a sheet formatted down
             # to row 1,048,576 claims that many rows, and openpyxl would pad
             # out to the claim with empty ones.
             sheet.reset_dimensions()
             for line, values in enumerate(sheet.iter_rows(values_only=True), 1):
                 cells = [_cell_text(value) for value in values]
+                for column in unsaved.get(line, ()):
+                    if column <= len(cells) and not cells[column - 1]:
+                        cells[column - 1] = UnsavedFormula()
                 if any(cells):
                     yield line, cells
                 if progress and line % PROGRESS_EVERY == 0:
                     progress("checking", line, 0)
         finally:
             workbook.close()
+
+    def _unsaved_formulas(self, sheet: Any) -> dict[int, list[int]]:
+        """Row -> columns of the sheet's formula cells that have no saved
+        value. openpyxl's data_only reading gives those as empty, like an
+        empty cell, so the sheet's XML is searched for them, once per file:
+        one quick pass over it for a formula at all, a second parse only
+        if there is one."""
+        if self._unsaved is not None:
+            return self._unsaved
+        from xml.etree.ElementTree import iterparse
+
+        from openpyxl.utils.cell import coordinate_to_tuple
+
+        self._unsaved = {}
+        # _get_source() opens the sheet's XML in the workbook's archive;
+        # openpyxl has no public way to it.
+        with sheet._get_source() as xml:
+            tail = b""
+            while chunk := xml.read(1 << 20):
+                if FORMULA_TAG.search(tail + chunk):
+                    break
+                tail = chunk[-16:]
+            else:
+                return self._unsaved
+
+        namespace = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+        with sheet._get_source() as xml:
+            rows_parent = None
+            # The same parser openpyxl reads the sheet with: expat fetches
+            # no external entities and (2.4.1 on) stops entity expansion
+            # bombs.
+            events = iterparse(xml, events=("start", "end"))  # noqa: S314
+            for event, element in events:
+                if event == "start":
+                    if element.tag == f"{namespace}sheetData":
+                        rows_parent = element
+                    continue
+                if element.tag == f"{namespace}row" and rows_parent is not None:
+                    # Rows read are dropped, or the tree would grow to the
+                    # whole sheet.
+                    rows_parent.clear()
+                if element.tag != f"{namespace}c":
+                    continue
+                coordinate = element.get("r")
+                has_formula = element.find(f"{namespace}f") is not None
+                if coordinate and has_formula and not element.findtext(f"{namespace}v"):
+                    row, column = coordinate_to_tuple(coordinate)
+                    self._unsaved.setdefault(row, []).append(column)
+        return self._unsaved
 
 
 @dataclass
@@ -888,27 +1161,43 @@ def _normal(name: str) -> str:
     return " ".join(name.split()).lower()
 
 
+# How many unknown header names an error lists.
+SHOWN_HEADERS = 10
+
+
+def _listed(names: list[str]) -> str:
+    """Header names for a message: quoted where they hold control characters
+    or are long, at most SHOWN_HEADERS of them."""
+    shown_names = [
+        name if name.isprintable() and len(name) <= SHOWN_CHARACTERS else shown(name)
+        for name in names[:SHOWN_HEADERS]
+    ]
+    if len(names) > SHOWN_HEADERS:
+        shown_names.append(f"and {len(names) - SHOWN_HEADERS} more")
+    return ", ".join(shown_names)
+
+
 def layout_for(
-    spec: Spec, path: Path, header: list[str], mapping: Mapping | None = None
+    spec: Spec, name: str, header: list[str], mapping: Mapping | None = None
 ) -> Layout:
     """Where each column of the spec sits in the file. Without a mapping the
     header must be the kind's columns exactly (any order); with one, the
     mapped headers must be there and the rest are ignored. Missing, unknown
     or repeated headers are an error naming them."""
-    names = [_normal(name) for name in header]
+    names = [_normal(cell) for cell in header]
     while names and not names[-1]:
         names.pop()
-    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    repeated = sorted({cell for cell in names if cell and names.count(cell) > 1})
 
     problems = []
     if mapping is None:
         expected = spec.header
-        missing = [name for name in expected if name not in names]
-        unknown = [name or "(empty)" for name in names if name not in expected]
+        missing = [column for column in expected if column not in names]
+        unknown = [cell or "(empty)" for cell in names if cell not in expected]
         if missing:
             problems.append(f"missing columns: {', '.join(missing)}")
         if unknown:
-            problems.append(f"unknown columns: {', '.join(unknown)}")
+            problems.append(f"unknown columns: {_listed(unknown)}")
         wanted = {name: name for name in expected}
     else:
         wanted = {c: _normal(h) for c, h in mapping.columns.items()}
@@ -917,9 +1206,9 @@ def layout_for(
         )
         if missing:
             problems.append(f"missing columns: {', '.join(missing)}")
-        repeated = [name for name in repeated if name in wanted.values()]
+        repeated = [cell for cell in repeated if cell in wanted.values()]
     if repeated:
-        problems.append(f"repeated columns: {', '.join(repeated)}")
+        problems.append(f"repeated columns: {_listed(repeated)}")
     if problems:
         described = (
             f"the {spec.kind} kind ({', '.join(spec.header)})"
@@ -927,7 +1216,7 @@ def layout_for(
             else "the profile's columns"
         )
         raise ImportFailed(
-            f"{path.name}, line 1: the header does not match {described}",
+            f"{name}, line 1: the header does not match {described}",
             problems,
         )
 
@@ -973,6 +1262,11 @@ def _cell(cells: list[str], position: int, value_map: dict[str, str] | None) -> 
     return value
 
 
+UNSAVED_FORMULA = (
+    "is a formula with no saved value (open and save the file in a spreadsheet program)"
+)
+
+
 def parse_row(
     spec: Spec, layout: Layout, line: int, cells: list[str], lookups: Lookups
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
@@ -999,6 +1293,13 @@ def parse_row(
             value = _cell(cells, position, value_map)
         else:
             value = constant or ""
+        if isinstance(value, UnsavedFormula):
+            problems.append(Problem(line, column.name, UNSAVED_FORMULA))
+            continue
+        if "\x00" in value:
+            # PostgreSQL's text cannot hold NUL; no database keeps it here.
+            problems.append(Problem(line, column.name, "contains a NUL character"))
+            continue
         if not value or value.lower() in missing_values:
             if column.required:
                 problems.append(Problem(line, column.name, "is required"))
@@ -1042,7 +1343,7 @@ def infer_date_order(source: Source, layout: Layout) -> str:
             if len(evidence) == 2:
                 break
 
-    name = source.path.name
+    name = source.name
     if len(evidence) == 2:
         (dmy_line, dmy), (mdy_line, mdy) = evidence["dmy"], evidence["mdy"]
         raise ImportFailed(
@@ -1112,15 +1413,14 @@ def validate(
     Learns the date order from the file (``infer_date_order``) the first
     time a date reads either way and the import does not say which.
     """
-    path = source.path
     with closing(source.rows()) as rows:
         first = next(rows, None)
         if first is None:
-            raise ImportFailed(f"{path.name}: the file is empty", [])
+            raise ImportFailed(f"{source.name}: the file is empty", [])
         header_line, header = first
         if header_line != 1:
-            raise ImportFailed(f"{path.name}: line 1 must be the header", [])
-    layout = layout_for(spec, path, header, mapping)
+            raise ImportFailed(f"{source.name}: line 1 must be the header", [])
+    layout = layout_for(spec, source.name, header, mapping)
 
     try:
         return _validate_rows(spec, source, layout, lookups, rejects_path, progress)
@@ -1345,7 +1645,7 @@ def _batches(
             if values is None:
                 # The file or the database changed between the two passes.
                 raise ImportFailed(
-                    f"{source.path.name} changed during the import",
+                    f"{source.name} changed during the import",
                     [str(problems[0])],
                 )
             chunk.append(values)
@@ -1392,22 +1692,37 @@ def rejects_path_for(path: Path) -> Path:
 PREVIEW_ROWS = 20
 
 
+# How the preview names what a row refers to: field -> (model, attribute).
+PREVIEW_NAMES: dict[str, tuple[type[models.Model], str]] = {
+    "customer_id": (Customer, "name"),
+    "metric_id": (Metric, "key"),
+    "owner_id": (User, "email"),
+    "csm_id": (User, "email"),
+    "role": (Group, "name"),
+}
+
+
 def _preview(spec: Spec, rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The first rows as a person reads them; customers by name (one query)."""
+    """The first rows as a person reads them: customers by name, metrics by
+    key, users by email, never by id. One query per kind of reference."""
     rows = rows[:PREVIEW_ROWS]
-    names = {}
-    if "customer_id" in spec.key or any(c.field == "customer_id" for c in spec.columns):
-        ids = {values["customer_id"] for values in rows}
-        names = dict(Customer.objects.filter(pk__in=ids).values_list("pk", "name"))
+    names: dict[str, dict[Any, str]] = {}
+    for column in spec.columns:
+        if column.field in PREVIEW_NAMES and column.field not in names:
+            model, attribute = PREVIEW_NAMES[column.field]
+            ids = {values[column.field] for values in rows} - {None}
+            names[column.field] = dict(
+                model._default_manager.filter(pk__in=ids).values_list("pk", attribute)
+            )
     preview = []
     for values in rows:
-        shown = {}
+        shown_row = {}
         for column in spec.columns:
             value = values[column.field]
-            if column.field == "customer_id":
-                value = names.get(value, value)
-            shown[column.name] = "" if value is None else str(value)
-        preview.append(shown)
+            if column.field in names:
+                value = names[column.field].get(value, value)
+            shown_row[column.name] = "" if value is None else str(value)
+        preview.append(shown_row)
     return preview
 
 
@@ -1444,9 +1759,9 @@ def import_file(
         options = mapping.options.merged(**vars(options))
     elif mapping is not None:
         options = mapping.options
-    source = Source.open(path, options.encoding if options else "")
-    lookups = Lookups(spec.needs, options, spreadsheet=source.spreadsheet)
     file_name = file_name or path.name
+    source = Source.open(path, options.encoding if options else "", file_name)
+    lookups = Lookups(spec.needs, options, spreadsheet=source.spreadsheet)
     writes_rejects = skip_bad_rows and not dry_run
     validation = validate(
         spec,

@@ -162,10 +162,12 @@ def test_someone_without_the_admin_role_cannot_upload(client, manager):
 
 @pytest.mark.parametrize("kind", ["readings", "customers"])
 def test_an_export_imports_again_unchanged(admin_client, customers, tmp_path, kind):
+    # A negative reading (of a score, which may be negative) must leave the
+    # export as a number, not as text neutralised against formulas.
     MetricReading.objects.create(
         customer=customers["C-1"],
         metric_id=MetricReading._meta.get_field("metric")
-        .related_model.objects.get(key="login_days_30d")
+        .related_model.objects.get(key="it_ecosystem_fit")
         .pk,
         value=-3,
         observed_on=date(2024, 5, 1),
@@ -185,7 +187,7 @@ def test_an_export_imports_again_unchanged(admin_client, customers, tmp_path, ki
         return
     assert text.splitlines() == [
         "customer,metric,value,observed_on",
-        "C-1,login_days_30d,-3.0,2024-05-01",
+        "C-1,it_ecosystem_fit,-3.0,2024-05-01",
     ]
     out = StringIO()
     call_command("import_data", kind, str(path), stdout=out)

@@ -1,6 +1,7 @@
 """Import a CSV or XLSX file of one of the canonical kinds, or another tool's
 export through an import profile."""
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -8,6 +9,19 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from health import import_profiles, importers
+
+
+def thousands_separator(value: str) -> str:
+    """A thousands separator given as its character or its name; empty (the
+    default, which argparse passes through here too) for none."""
+    if not value:
+        return ""
+    by_name = {name: char for char, name in importers.THOUSANDS_SEPARATORS.items()}
+    value = by_name.get(value.strip().lower(), value)
+    if value not in importers.THOUSANDS_SEPARATORS:
+        names = ", ".join(by_name)
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {names}")
+    return value
 
 
 class Progress:
@@ -66,7 +80,12 @@ class Command(BaseCommand):
             metavar="KIND",
             help=f"one of {', '.join(importers.KINDS)}, or an import profile",
         )
-        parser.add_argument("file", type=Path)
+        parser.add_argument(
+            "file",
+            metavar="FILE",
+            type=Path,
+            help="a .csv (or .txt, .tsv) or .xlsx file",
+        )
         parser.add_argument(
             "--dry-run",
             action="store_true",
@@ -75,8 +94,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--skip-bad-rows",
             action="store_true",
-            help="Import the good rows; copy the bad ones, with the reason, "
-            "to FILE.rejects.csv next to the input.",
+            help="Import the good rows; copy the bad ones, with the line and "
+            "the reason, to NAME.rejects.csv next to the input (readings.xlsx "
+            "-> readings.rejects.csv).",
         )
         parser.add_argument(
             "--encoding",
@@ -98,9 +118,15 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--thousands-separator",
-            choices=list(importers.THOUSANDS_SEPARATORS),
+            metavar="SEP",
+            type=thousands_separator,
             default="",
-            help="Numbers group thousands with this character.",
+            help="Numbers group thousands with this character: "
+            + ", ".join(
+                f"{name} ({character!r})"
+                for character, name in importers.THOUSANDS_SEPARATORS.items()
+            )
+            + "; give the name or the character.",
         )
         parser.add_argument(
             "--missing-values",
