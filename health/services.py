@@ -6,19 +6,21 @@ business logic of their own.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from health.backtest import overrides_in_effect
 from health.inputs import (
     active_models,
+    customer_in,
     gather_activity,
     gather_readings,
     load_model_spec,
@@ -84,7 +86,7 @@ def score_customers(
     later = ScoreSnapshot.objects.filter(customer=OuterRef("pk"), as_of__gt=as_of)
     customers = list(
         scorable_customers(as_of)
-        .filter(pk__in=ids)
+        .filter(customer_in(Customer, ids, "id"))
         .annotate(
             previous_band=Subquery(earlier.values("band")[:1]),
             has_later=Exists(later),
@@ -129,15 +131,13 @@ def score_customers(
             previous[customer_id] = previous_band
 
     with transaction.atomic():
-        ScoreSnapshot.objects.filter(customer_id__in=ids, as_of=as_of).exclude(
-            customer_id__in=scored_ids
-        ).delete()
-        ScoreSnapshot.objects.bulk_create(
-            snapshots,
-            update_conflicts=True,
-            unique_fields=["customer", "model", "as_of"],
-            update_fields=["score", "band", "coverage", "breakdown", "computed_at"],
-        )
+        # A score-all chunk holds only scorable customers: nothing to delete,
+        # and no query to find that out.
+        if len(scored_ids) < len(set(ids)):
+            ScoreSnapshot.objects.filter(customer_id__in=ids, as_of=as_of).exclude(
+                customer_id__in=scored_ids
+            ).delete()
+        upsert_snapshots(snapshots)
         stamp_overrides(customer_ids=scored_ids, as_of=as_of)
         if announce:
             changes = [
@@ -150,6 +150,72 @@ def score_customers(
                 transaction.on_commit(lambda: _announce(changes, newest, as_of))
 
     return len(snapshots)
+
+
+_SNAPSHOT_UPSERT = """
+    WITH incoming AS (DELETE FROM health_snapshot_upsert RETURNING *)
+    INSERT INTO health_scoresnapshot (customer_id, model_id, as_of, score, band,
+        coverage, breakdown, computed_at, overridden_band)
+    SELECT customer_id, model_id, as_of, score, band, coverage, breakdown, %s, ''
+    FROM incoming
+    ON CONFLICT (customer_id, model_id, as_of) DO UPDATE SET
+        score = EXCLUDED.score, band = EXCLUDED.band,
+        coverage = EXCLUDED.coverage, breakdown = EXCLUDED.breakdown,
+        computed_at = EXCLUDED.computed_at
+    RETURNING id, customer_id, model_id
+"""
+
+
+def upsert_snapshots(snapshots: list[ScoreSnapshot]) -> None:
+    """Insert the snapshots, or replace the score fields of the ones stored
+    for the same customer, model and day, and set their pks. Leaves the
+    override fields alone (``stamp_overrides`` owns them).
+
+    One statement elsewhere. On PostgreSQL three: COPY into a temporary
+    table, then one INSERT ... SELECT that empties it. About four times
+    faster than the multi-row INSERT of a thousand JSON breakdowns, which
+    has to be built, quoted and parsed as one long statement.
+    """
+    if not snapshots:
+        return
+    if connection.vendor != "postgresql":
+        ScoreSnapshot.objects.bulk_create(
+            snapshots,
+            update_conflicts=True,
+            unique_fields=["customer", "model", "as_of"],
+            update_fields=["score", "band", "coverage", "breakdown", "computed_at"],
+        )
+        return
+
+    now = timezone.now()
+    # The temporary table lives as long as the database session and is
+    # emptied by the statement that reads it; it needs a transaction, or
+    # its rows would go at the end of the COPY.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS health_snapshot_upsert ("
+            "customer_id bigint, model_id bigint, as_of date, "
+            "score double precision, band varchar(16), "
+            "coverage double precision, breakdown jsonb) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy("COPY health_snapshot_upsert FROM STDIN") as copy:
+            for s in snapshots:
+                copy.write_row(
+                    (
+                        s.customer_id,
+                        s.model_id,
+                        s.as_of,
+                        s.score,
+                        s.band,
+                        s.coverage,
+                        json.dumps(s.breakdown),
+                    )
+                )
+        cursor.execute(_SNAPSHOT_UPSERT, [now])
+        pks = {(c, m): pk for pk, c, m in cursor.fetchall()}
+    for s in snapshots:
+        s.pk = pks[(s.customer_id, s.model_id)]
+        s.computed_at = now
 
 
 def _announce(
