@@ -240,9 +240,15 @@ def stamp_overrides(*, customer_ids: Sequence[int], as_of: date) -> int:
     """Write the override in effect on ``as_of`` onto each customer's
     snapshots of that date, and clear it where none is; returns how many
     snapshots carry one. Call it after scoring: the scoring job upserts the
-    computed band and leaves these fields alone. Two queries plus one update
-    per overridden customer."""
+    computed band and leaves these fields alone. One query when none of the
+    customers has an override; else three plus one update per overridden
+    customer."""
     ids = list(customer_ids)
+    # Overrides are rare: where none of these customers ever had one, no
+    # snapshot can carry a stamp, and the clearing update below (which may
+    # scan the whole day on a large book) is skipped.
+    if not Override.objects.filter(customer_id__in=ids).exists():
+        return 0
     in_effect: dict[int, Override] = {}
     for override in overrides_in_effect(as_of, ids):
         in_effect.setdefault(override.customer_id, override)
