@@ -77,17 +77,24 @@ def with_baseline(
     """Annotate ``name`` with the score of the latest snapshot on or before
     ``as_of - days``, when that snapshot is at most seven days older than
     that day; else None. A correlated subquery: no extra query."""
+    baseline = baseline_snapshots(OuterRef("customer"), as_of, days)
+    return snapshots.annotate(**{name: Subquery(baseline.values("score")[:1])})
+
+
+def baseline_snapshots(customer, as_of: date, days: int) -> QuerySet[ScoreSnapshot]:
+    """The customer's snapshots that may stand for the day ``as_of - days``
+    (DESIGN.md rule 9: on or before it, at most seven days older), newest
+    first; ``customer`` is an id or an ``OuterRef``."""
     then = as_of - timedelta(days=days)
-    baseline = (
+    return (
         official_snapshots()
         .filter(
-            customer=OuterRef("customer"),
+            customer=customer,
             as_of__lte=then,
             as_of__gte=then - timedelta(days=BASELINE_SLACK_DAYS),
         )
         .order_by("-as_of", "-computed_at", "-pk")
     )
-    return snapshots.annotate(**{name: Subquery(baseline.values("score")[:1])})
 
 
 def score_change(now: float | None, then: float | None) -> float | None:
@@ -185,16 +192,7 @@ def customer_scores(as_of: date | None, days: int = 30) -> QuerySet:
         .filter(customer=OuterRef("pk"), as_of__lte=as_of)
         .order_by("-as_of", "-computed_at", "-pk")
     )
-    then = as_of - timedelta(days=days)
-    baseline = (
-        official_snapshots()
-        .filter(
-            customer=OuterRef("pk"),
-            as_of__lte=then,
-            as_of__gte=then - timedelta(days=BASELINE_SLACK_DAYS),
-        )
-        .order_by("-as_of", "-computed_at", "-pk")
-    )
+    baseline = baseline_snapshots(OuterRef("pk"), as_of, days)
     label = newest.annotate(
         label=Concat(
             "model__name", Value(":"), "model__version", output_field=CharField()
