@@ -371,17 +371,7 @@ def baseline_snapshot(
 ) -> ScoreSnapshot | None:
     """The snapshot a change over ``days`` days up to ``as_of`` starts from
     (DESIGN.md rule 9), or None. One query."""
-    then = as_of - timedelta(days=days)
-    return (
-        official_snapshots()
-        .filter(
-            customer_id=customer_id,
-            as_of__lte=then,
-            as_of__gte=then - timedelta(days=BASELINE_SLACK_DAYS),
-        )
-        .order_by("-as_of", "-computed_at", "-pk")
-        .first()
-    )
+    return baseline_snapshots(customer_id, as_of, days).first()
 
 
 def score_history(
