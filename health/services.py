@@ -37,7 +37,7 @@ from health.models import (
 )
 from health.queue import request_rescore
 from health.scoring import ModelSpec, derive_metrics, score_customer, tenure_on
-from health.signals import band_changed, scores_written
+from health.signals import band_changed, bands_changed, scores_written
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +231,14 @@ def _announce(
             as_of=as_of,
             old_band=old_band,
             new_band=snapshot.band,
+        )
+    if changes:
+        bands_changed.send(
+            sender=ScoreSnapshot,
+            changes=[
+                (s.customer_id, s.pk, old_band, s.band) for s, old_band in changes
+            ],
+            as_of=as_of,
         )
     if newest:
         scores_written.send(sender=ScoreSnapshot, customer_ids=newest, as_of=as_of)

@@ -9,6 +9,11 @@ differs from its band before. Keyword arguments: ``customer_id``,
 customer's newest date counts, and a rerun of a day that lands in the same
 band sends nothing.
 
+``bands_changed``: once per batch that ``band_changed`` went out for, after
+those and before ``scores_written``, for listeners that handle the changes
+as a set. Keyword arguments: ``changes``, a list of ``(customer_id,
+snapshot_id, old_band, new_band)`` tuples, and ``as_of``.
+
 ``scores_written``: after each batch of snapshots at the customers' newest
 date, whether or not a band changed, so that listeners can act on bands that
 have held for some days. Keyword arguments: ``customer_ids`` and ``as_of``.
@@ -22,5 +27,6 @@ of what they made, which the command prints.
 from django.dispatch import Signal
 
 band_changed = Signal()
+bands_changed = Signal()
 scores_written = Signal()
 demo_built = Signal()

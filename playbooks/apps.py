@@ -6,11 +6,11 @@ class PlaybooksConfig(AppConfig):
     verbose_name = "Playbooks"
 
     def ready(self) -> None:
-        from health.signals import band_changed, demo_built, scores_written
+        from health.signals import bands_changed, demo_built, scores_written
         from playbooks import receivers
 
-        band_changed.connect(
-            receivers.on_band_changed, dispatch_uid="playbooks.band_changed"
+        bands_changed.connect(
+            receivers.on_bands_changed, dispatch_uid="playbooks.bands_changed"
         )
         scores_written.connect(
             receivers.on_scores_written, dispatch_uid="playbooks.scores_written"

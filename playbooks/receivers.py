@@ -7,23 +7,14 @@ from datetime import date
 from playbooks import services
 
 
-def on_band_changed(
+def on_bands_changed(
     sender,
     *,
-    customer_id: int,
-    snapshot_id: int | None,
+    changes: list[tuple[int, int | None, str | None, str]],
     as_of: date,
-    old_band: str | None,
-    new_band: str,
     **kwargs,
 ) -> None:
-    services.handle_band_change(
-        customer_id=customer_id,
-        snapshot_id=snapshot_id,
-        as_of=as_of,
-        old_band=old_band,
-        new_band=new_band,
-    )
+    services.handle_band_changes(as_of=as_of, changes=changes)
 
 
 def on_scores_written(sender, *, customer_ids: list[int], as_of: date, **kwargs) -> int:

@@ -4,6 +4,7 @@ share."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -15,6 +16,7 @@ from django.db.models import (
     DateField,
     Exists,
     ExpressionWrapper,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -22,6 +24,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 
 from health import jobs
 from health.models import Customer, ScoreSnapshot
@@ -78,6 +81,60 @@ def band_run(*, customer_id: int, as_of: date) -> BandRun | None:
         days=len(days),
         entered_from=before.band if before else None,
     )
+
+
+def newest_snapshot_ids(customer_ids: Iterable[int]) -> dict[int, int]:
+    """Each customer's newest snapshot id, by customer id; customers without
+    snapshots are left out. One query."""
+    newest = ScoreSnapshot.objects.filter(customer=OuterRef("pk")).order_by(
+        "-as_of", "-computed_at"
+    )
+    rows = (
+        Customer.objects.filter(pk__in=list(customer_ids))
+        .annotate(newest_id=Subquery(newest.values("pk")[:1]))
+        .filter(newest_id__isnull=False)
+        .values_list("pk", "newest_id")
+    )
+    return dict(rows)
+
+
+def band_runs(snapshot_ids: Iterable[int]) -> dict[int, BandRun | None]:
+    """``band_run`` for many snapshots at once, by snapshot id, each at its
+    own customer and date. None where the customer's newest snapshot up to
+    that date is in another band than the snapshot (its run is not the
+    snapshot's). One query, whatever the number of snapshots."""
+    upto = ScoreSnapshot.objects.filter(
+        customer=OuterRef("customer"), as_of__lte=OuterRef("as_of")
+    ).order_by("-as_of", "-computed_at")
+    before = upto.exclude(band=OuterRef("band"))
+    # A run with nothing before it started with the customer's history.
+    run = upto.filter(
+        band=OuterRef("band"), as_of__gt=OuterRef("before_or_start")
+    ).order_by()
+    run = run.values("customer")
+    rows = (
+        ScoreSnapshot.objects.filter(pk__in=list(snapshot_ids))
+        .annotate(
+            latest_band=Subquery(upto.values("band")[:1]),
+            before_on=Subquery(before.values("as_of")[:1]),
+            before_band=Subquery(before.values("band")[:1]),
+            before_or_start=Coalesce(
+                "before_on", Value(date.min), output_field=DateField()
+            ),
+            started_on=Subquery(run.annotate(first=Min("as_of")).values("first")),
+            days=Subquery(run.annotate(n=Count("as_of", distinct=True)).values("n")),
+        )
+        .values_list("pk", "band", "latest_band", "before_band", "started_on", "days")
+    )
+    runs: dict[int, BandRun | None] = {}
+    for pk, band, latest_band, before_band, started_on, days in rows:
+        if latest_band != band:
+            runs[pk] = None
+            continue
+        runs[pk] = BandRun(
+            band=band, started_on=started_on, days=days, entered_from=before_band
+        )
+    return runs
 
 
 def newest_snapshots_on(as_of: date, *, bands: set[str]) -> list[ScoreSnapshot]:

@@ -8,11 +8,13 @@ hold no business logic of their own.
 from __future__ import annotations
 
 import logging
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import date, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from health import jobs
@@ -208,111 +210,267 @@ def complete_task(
 
 # --- Reacting to bands ---------------------------------------------------------
 
+# One band change as ``health.signals.bands_changed`` sends it: customer id,
+# snapshot id, old band (None for a first snapshot) and new band.
+BandChange = tuple[int, int | None, str | None, str]
 
-def close_recovered_assignments(*, customer_id: int, new_band: str) -> int:
-    """Close open assignments of playbooks for bands worse than ``new_band``
-    as obsolete, outcome recovered; return how many."""
-    rank = band_rank(new_band)
-    if rank is None:
+
+def close_recovered_assignments(*, new_bands: dict[int, str]) -> int:
+    """Close the open assignments of playbooks for bands worse than each
+    customer's new band (``new_bands`` maps customer ids to bands) as
+    obsolete, outcome recovered; return how many. Two queries, none when no
+    band has a worse one."""
+    by_band: dict[str, list[int]] = defaultdict(list)
+    for customer_id, band in new_bands.items():
+        if band_rank(band):  # None or 0: no band is worse
+            by_band[band].append(customer_id)
+    if not by_band:
         return 0
+
+    worse = Q()
+    for band, customer_ids in by_band.items():
+        worse |= Q(
+            customer_id__in=customer_ids,
+            playbook__band__in=BANDS[: band_rank(band)],
+        )
+    rows = list(
+        Assignment.objects.filter(worse, status=Assignment.Status.OPEN).values_list(
+            "pk", "customer_id"
+        )
+    )
+    if not rows:
+        return 0
+
     closed = Assignment.objects.filter(
-        customer_id=customer_id,
-        status=Assignment.Status.OPEN,
-        playbook__band__in=BANDS[:rank],
+        pk__in=[pk for pk, _ in rows], status=Assignment.Status.OPEN
     ).update(
         status=Assignment.Status.OBSOLETE,
         outcome=Assignment.Outcome.RECOVERED,
         closed_at=timezone.now(),
     )
-    if closed:
+    for customer_id, count in sorted(Counter(c for _, c in rows).items()):
         logger.info(
             "Customer %s recovered to %s: %d assignments closed as obsolete",
             customer_id,
-            new_band,
-            closed,
+            new_bands[customer_id],
+            count,
         )
     return closed
 
 
-def _assign_held_playbooks(
-    *, customer: Customer, snapshot: ScoreSnapshot
-) -> list[Assignment]:
-    """Assign the playbooks of the customer's band whose hold is reached
-    exactly at ``snapshot``, the customer's newest.
+def _assign_held_playbooks(snapshots: list[ScoreSnapshot]) -> list[Assignment]:
+    """Assign, for each snapshot (its customer's newest, with the customer
+    and its owner loaded), the playbooks of its band whose hold is reached
+    exactly at that snapshot; return the new assignments.
 
     "Exactly" keeps the rule the same for every required number of days: a
     playbook is due once per entry into the band, at the snapshot that
-    completes its hold, never again for a band held since long ago."""
-    run = selectors.band_run(customer_id=customer.pk, as_of=snapshot.as_of)
-    if run is None or run.band != snapshot.band:
+    completes its hold, never again for a band held since long ago.
+
+    Four queries and two inserts whatever the number of snapshots (fewer
+    when nothing is due); call it inside a transaction."""
+    runs = selectors.band_runs(s.pk for s in snapshots)
+    held = [(s, runs[s.pk]) for s in snapshots if runs.get(s.pk) is not None]
+    if not held:
         return []
 
-    assigned = []
-    for playbook in Playbook.objects.filter(is_active=True, band=run.band):
-        if run.days != playbook.required_days:
+    playbooks: dict[str, list[Playbook]] = defaultdict(list)
+    for playbook in Playbook.objects.filter(
+        is_active=True, band__in={run.band for _, run in held}
+    ).prefetch_related("steps"):
+        playbooks[playbook.band].append(playbook)
+
+    due = [
+        (snapshot, run, playbook)
+        for snapshot, run in held
+        for playbook in playbooks[run.band]
+        if run.days == playbook.required_days
+        and (not playbook.from_bands or run.entered_from in playbook.from_bands)
+    ]
+    if not due:
+        return []
+
+    # What stops a due playbook: an open assignment of it, or an automatic
+    # one opened earlier in this same stay in the band (the day was scored
+    # twice and the first one is done by now).
+    earliest = min(run.started_on for _, run, _ in due)
+    existing = Assignment.objects.filter(
+        customer_id__in={s.customer_id for s, _, _ in due},
+        playbook_id__in={p.pk for _, _, p in due},
+    ).filter(
+        Q(status=Assignment.Status.OPEN)
+        | Q(assigned_by__isnull=True, opened_on__gte=earliest)
+    )
+    open_pairs: set[tuple[int, int]] = set()
+    automatic_since: dict[tuple[int, int], list[date]] = defaultdict(list)
+    for (
+        customer_id,
+        playbook_id,
+        status,
+        assigned_by_id,
+        opened_on,
+    ) in existing.values_list(
+        "customer_id", "playbook_id", "status", "assigned_by_id", "opened_on"
+    ):
+        if status == Assignment.Status.OPEN:
+            open_pairs.add((customer_id, playbook_id))
+        if assigned_by_id is None:
+            automatic_since[customer_id, playbook_id].append(opened_on)
+
+    wanted = []
+    for snapshot, run, playbook in due:
+        key = (snapshot.customer_id, playbook.pk)
+        if key in open_pairs:
             continue
-        if playbook.from_bands and run.entered_from not in playbook.from_bands:
+        if any(opened >= run.started_on for opened in automatic_since[key]):
             continue
-        # A playbook completed earlier in this same stay in the band (the
-        # day was scored twice) is not given again.
-        if Assignment.objects.filter(
-            customer=customer,
-            playbook=playbook,
-            assigned_by__isnull=True,
-            opened_on__gte=run.started_on,
-        ).exists():
-            continue
-        assignment = assign_playbook(
-            playbook=playbook,
-            customer=customer,
-            opened_on=snapshot.as_of,
-            band=run.band,
-            trigger_snapshot=snapshot,
-        )
-        if assignment:
-            assigned.append(assignment)
+        open_pairs.add(key)  # a second snapshot of the customer gets no copy
+        wanted.append((snapshot, run, playbook))
+    if not wanted:
+        return []
+
+    try:
+        # The savepoint keeps the caller's transaction usable when a
+        # concurrent worker opened one of these first.
+        with transaction.atomic():
+            assigned = _create_assignments(wanted)
+    except IntegrityError:
+        # Rare: fall back to one at a time, each skipping what is open.
+        assigned = []
+        for snapshot, run, playbook in wanted:
+            assignment = assign_playbook(
+                playbook=playbook,
+                customer=snapshot.customer,
+                opened_on=snapshot.as_of,
+                band=run.band,
+                trigger_snapshot=snapshot,
+            )
+            if assignment:
+                assigned.append(assignment)
+        return assigned
+
+    for assignment in assigned:
+        if assignment.owner_id is None:
+            logger.info(
+                "Playbook %s assigned to customer %s, which has no owner",
+                assignment.playbook_id,
+                assignment.customer_id,
+            )
     return assigned
 
 
-def handle_band_change(
-    *,
-    customer_id: int,
-    snapshot_id: int | None,
-    as_of: date,
-    old_band: str | None,
-    new_band: str,
+def _create_assignments(
+    wanted: list[tuple[ScoreSnapshot, selectors.BandRun, Playbook]],
 ) -> list[Assignment]:
-    """React to a customer's band change at ``as_of``: close what recovery
+    """The automatic assignments and their tasks; two inserts."""
+    assignments = []
+    for snapshot, run, playbook in wanted:
+        steps = list(playbook.steps.all())
+        last_due = max((s.due_in_days for s in steps), default=0)
+        assignments.append(
+            Assignment(
+                playbook=playbook,
+                customer=snapshot.customer,
+                owner=snapshot.customer.owner,
+                band=run.band,
+                opened_on=snapshot.as_of,
+                due_on=snapshot.as_of + timedelta(days=last_due),
+                trigger_snapshot=snapshot,
+            )
+        )
+    Assignment.objects.bulk_create(assignments)
+
+    Task.objects.bulk_create(
+        [
+            Task(
+                assignment=assignment,
+                step=step,
+                position=step.position,
+                title=step.title,
+                guidance=step.guidance,
+                interaction_kind=step.interaction_kind,
+                due_on=assignment.opened_on + timedelta(days=step.due_in_days),
+            )
+            for assignment in assignments
+            for step in assignment.playbook.steps.all()
+        ]
+    )
+    return assignments
+
+
+def handle_band_changes(
+    *, as_of: date, changes: Iterable[BandChange]
+) -> list[Assignment]:
+    """React to a batch of band changes at ``as_of``: close what recovery
     made obsolete, then assign the playbooks that are due. Returns the new
     assignments.
 
     A change dated before the customer's newest snapshot is history being
-    filled in, and assigns nothing."""
-    newest = selectors.newest_snapshot(customer_id)
-    if newest is None or newest.as_of > as_of:
-        logger.info(
-            "Band change of customer %s as of %s ignored: not its newest date",
-            customer_id,
-            as_of,
-        )
-        return []
-    snapshot = newest
-    if snapshot_id is not None and snapshot_id != newest.pk:
-        snapshot = ScoreSnapshot.objects.filter(pk=snapshot_id).first() or newest
+    filled in, and assigns nothing. A fixed number of queries (about ten)
+    and two inserts per batch; a customer changing twice in one batch costs
+    one more round, so that its changes apply in order."""
+    rounds: list[list[BandChange]] = []
+    seen: Counter[int] = Counter()
+    for change in changes:
+        occurrence = seen[change[0]]
+        seen[change[0]] += 1
+        if occurrence == len(rounds):
+            rounds.append([])
+        rounds[occurrence].append(change)
 
-    with transaction.atomic():
+    assigned = []
+    for round_ in rounds:
+        assigned += _handle_band_changes_once(as_of=as_of, changes=round_)
+    return assigned
+
+
+def _handle_band_changes_once(
+    *, as_of: date, changes: list[BandChange]
+) -> list[Assignment]:
+    """``handle_band_changes`` for changes of distinct customers."""
+    newest_ids = selectors.newest_snapshot_ids(c[0] for c in changes)
+    wanted_ids = set(newest_ids.values()) | {c[1] for c in changes if c[1]}
+    snapshots = ScoreSnapshot.objects.select_related("customer__owner").in_bulk(
+        wanted_ids
+    )
+
+    current: list[ScoreSnapshot] = []
+    recovered: dict[int, str] = {}
+    new_bands: dict[int, str] = {}
+    for customer_id, snapshot_id, old_band, new_band in changes:
+        newest = snapshots.get(newest_ids.get(customer_id))
+        if newest is None or newest.as_of > as_of:
+            logger.info(
+                "Band change of customer %s as of %s ignored: not its newest date",
+                customer_id,
+                as_of,
+            )
+            continue
+        snapshot = newest
+        if snapshot_id is not None and snapshot_id != newest.pk:
+            snapshot = snapshots.get(snapshot_id) or newest
+        current.append(snapshot)
+        new_bands[customer_id] = new_band
+
         old_rank, new_rank = band_rank(old_band or ""), band_rank(new_band)
         if old_rank is not None and new_rank is not None and new_rank > old_rank:
-            close_recovered_assignments(customer_id=customer_id, new_band=new_band)
-        customer = Customer.objects.select_related("owner").get(pk=customer_id)
-        assigned = _assign_held_playbooks(customer=customer, snapshot=snapshot)
+            recovered[customer_id] = new_band
 
-    if assigned:
+    if not current:
+        return []
+    with transaction.atomic():
+        close_recovered_assignments(new_bands=recovered)
+        assigned = _assign_held_playbooks(current)
+
+    by_customer: dict[int, list[str]] = defaultdict(list)
+    for assignment in assigned:
+        by_customer[assignment.customer_id].append(assignment.playbook.name)
+    for customer_id, names in by_customer.items():
         logger.info(
             "Customer %s entered %s: assigned %s",
             customer_id,
-            new_band,
-            ", ".join(a.playbook.name for a in assigned),
+            new_bands[customer_id],
+            ", ".join(names),
         )
     return assigned
 
@@ -324,7 +482,7 @@ def assign_held_playbooks(
     snapshot and reached that hold at a customer's newest snapshot on
     ``as_of`` (default today). Run it after each day's scoring; a band
     change itself only fires once, on the day it happens. Returns how many
-    assignments it made; a few queries per candidate customer."""
+    assignments it made; a fixed number of queries (about eight)."""
     as_of = as_of or jobs.today()
     bands = set(
         Playbook.objects.filter(is_active=True, required_days__gt=1).values_list(
@@ -339,12 +497,8 @@ def assign_held_playbooks(
         wanted = set(customer_ids)
         snapshots = [s for s in snapshots if s.customer_id in wanted]
 
-    count = 0
-    for snapshot in snapshots:
-        with transaction.atomic():
-            count += len(
-                _assign_held_playbooks(customer=snapshot.customer, snapshot=snapshot)
-            )
+    with transaction.atomic():
+        count = len(_assign_held_playbooks(snapshots))
     logger.info("Held-band check as of %s: %d assignments", as_of, count)
     return count
 

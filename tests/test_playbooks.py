@@ -7,12 +7,14 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.template import Context, Template
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 
 from health import jobs, services
 from health.models import Customer, Interaction, ScoreModel, ScoreSnapshot
-from health.signals import band_changed
+from health.signals import bands_changed
 from playbooks import selectors
 from playbooks import services as playbook_services
 from playbooks.models import Assignment, Playbook, Task
@@ -48,13 +50,10 @@ def score_day(customer, model, day, band, old_band) -> ScoreSnapshot:
     """A day's snapshot and its band-change announcement, as the scoring
     service sends it after commit."""
     snap = snapshot(customer, model, day, band)
-    band_changed.send(
+    bands_changed.send(
         sender=ScoreSnapshot,
-        customer_id=customer.pk,
-        snapshot_id=snap.pk,
+        changes=[(customer.pk, snap.pk, old_band, band)],
         as_of=day,
-        old_band=old_band,
-        new_band=band,
     )
     return snap
 
@@ -176,13 +175,10 @@ def test_rescoring_the_same_day_does_not_assign_again(customer, model, csm):
         playbook_services.complete_task(task=task, user=csm, note="done")
 
     # A rerun of the day announces the same change again.
-    band_changed.send(
+    bands_changed.send(
         sender=ScoreSnapshot,
-        customer_id=customer.pk,
-        snapshot_id=snap.pk,
+        changes=[(customer.pk, snap.pk, "unhealthy", "very_unhealthy")],
         as_of=DAY,
-        old_band="unhealthy",
-        new_band="very_unhealthy",
     )
 
     assert Assignment.objects.filter(customer=customer).count() == 1
@@ -317,6 +313,46 @@ def test_a_partial_recovery_keeps_the_plan_for_the_band_still_reached(customer, 
     assert Assignment.objects.get(playbook__name="Triage").status == "obsolete"
 
 
+# --- Batches ----------------------------------------------------------------------
+
+
+def test_a_chunk_of_changes_costs_the_same_queries_whatever_its_size(model, csm):
+    """Half the customers fall into very unhealthy, half recover from
+    unhealthy with a recovery plan open; 5 changes cost what 50 do."""
+    recovery = Playbook.objects.get(name="Recovery plan")
+
+    def chunk(size: int, prefix: str) -> list[tuple[int, int, str, str]]:
+        changes = []
+        for n in range(size):
+            customer = Customer.objects.create(
+                name=f"{prefix}{n}", external_id=f"{prefix}{n}", owner=csm
+            )
+            old, new = ("neutral", "very_unhealthy")
+            if n % 2:
+                old, new = ("unhealthy", "neutral")
+                playbook_services.assign_playbook(
+                    playbook=recovery, customer=customer, opened_on=DAY
+                )
+            snapshot(customer, model, DAY, old)
+            snap = snapshot(customer, model, DAY + timedelta(days=1), new)
+            changes.append((customer.pk, snap.pk, old, new))
+        return changes
+
+    def queries(changes) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            playbook_services.handle_band_changes(
+                as_of=DAY + timedelta(days=1), changes=changes
+            )
+        return len(captured)
+
+    small, large = chunk(5, "S"), chunk(50, "L")
+
+    assert queries(small) == queries(large)
+    assert Assignment.objects.filter(status="open").count() == 55
+    assert Assignment.objects.filter(status="obsolete").count() == 27
+    assert Task.objects.filter(assignment__status="open").count() == 55 * 3
+
+
 # --- Backfill ---------------------------------------------------------------------
 
 
@@ -324,13 +360,10 @@ def test_a_band_change_older_than_the_newest_snapshot_assigns_nothing(customer, 
     snapshot(customer, model, DAY, "healthy")
     past = snapshot(customer, model, DAY - timedelta(days=10), "very_unhealthy")
 
-    band_changed.send(
+    bands_changed.send(
         sender=ScoreSnapshot,
-        customer_id=customer.pk,
-        snapshot_id=past.pk,
+        changes=[(customer.pk, past.pk, "unhealthy", "very_unhealthy")],
         as_of=past.as_of,
-        old_band="unhealthy",
-        new_band="very_unhealthy",
     )
 
     assert not Assignment.objects.exists()
