@@ -22,7 +22,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.db.models import Q
@@ -34,7 +34,7 @@ from health.inputs import (
     load_model_spec,
     scorable_customers,
 )
-from health.models import Measure, Override, ScoreModel, ScoreSnapshot
+from health.models import Override, ScoreModel, ScoreSnapshot
 from health.scoring import (
     BANDS,
     ModelSpec,
@@ -351,28 +351,9 @@ def default_active_model() -> ScoreModel:
 
 
 def load_spec(model: ScoreModel) -> ModelSpec:
-    """The model's plain description, with each measure's minimum tenure.
-    Three queries."""
-    # TODO: fold min_tenure_days into inputs.load_model_spec (once the owner
-    # of inputs.py takes it; then the scoring job honours tenure too).
-    spec = load_model_spec(model)
-    tenure = {
-        (component, metric): days
-        for component, metric, days in Measure.objects.filter(
-            component__model=model
-        ).values_list("component__key", "metric__key", "min_tenure_days")
-    }
-    components = tuple(
-        replace(
-            c,
-            measures=tuple(
-                replace(m, min_tenure_days=tenure.get((c.key, m.metric), 0))
-                for m in c.measures
-            ),
-        )
-        for c in spec.components
-    )
-    return replace(spec, components=components)
+    """The model's plain description, each measure with its minimum tenure.
+    Two queries."""
+    return load_model_spec(model)
 
 
 def model_customers(model: ScoreModel, as_of: date):
