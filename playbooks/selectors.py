@@ -60,29 +60,6 @@ class BandRun:
     entered_from: str | None  # the band before; None from a first snapshot
 
 
-def band_run(*, customer_id: int, as_of: date) -> BandRun | None:
-    """The stay in its band that a customer's snapshot at ``as_of`` (or the
-    newest before it) belongs to; None without snapshots. Three queries."""
-    snapshots = ScoreSnapshot.objects.filter(
-        customer_id=customer_id, as_of__lte=as_of
-    ).order_by("-as_of", "-computed_at")
-    latest = snapshots.first()
-    if latest is None:
-        return None
-
-    before = snapshots.exclude(band=latest.band).first()
-    run = snapshots.filter(band=latest.band)
-    if before is not None:
-        run = run.filter(as_of__gt=before.as_of)
-    days = sorted(set(run.values_list("as_of", flat=True)))
-    return BandRun(
-        band=latest.band,
-        started_on=days[0],
-        days=len(days),
-        entered_from=before.band if before else None,
-    )
-
-
 def newest_snapshot_ids(customer_ids: Iterable[int]) -> dict[int, int]:
     """Each customer's newest snapshot id, by customer id; customers without
     snapshots are left out. One query."""
@@ -99,10 +76,10 @@ def newest_snapshot_ids(customer_ids: Iterable[int]) -> dict[int, int]:
 
 
 def band_runs(snapshot_ids: Iterable[int]) -> dict[int, BandRun | None]:
-    """``band_run`` for many snapshots at once, by snapshot id, each at its
-    own customer and date. None where the customer's newest snapshot up to
-    that date is in another band than the snapshot (its run is not the
-    snapshot's). One query, whatever the number of snapshots."""
+    """The stay in its band that each snapshot belongs to, by snapshot id,
+    each at its own customer and date. None where the customer's newest
+    snapshot up to that date is in another band than the snapshot (its run is
+    not the snapshot's). One query, whatever the number of snapshots."""
     upto = ScoreSnapshot.objects.filter(
         customer=OuterRef("customer"), as_of__lte=OuterRef("as_of")
     ).order_by("-as_of", "-computed_at")

@@ -70,20 +70,7 @@ def assign_playbook(
                 due_on=opened_on + timedelta(days=last_due),
                 trigger_snapshot=trigger_snapshot,
             )
-            Task.objects.bulk_create(
-                [
-                    Task(
-                        assignment=assignment,
-                        step=step,
-                        position=step.position,
-                        title=step.title,
-                        guidance=step.guidance,
-                        interaction_kind=step.interaction_kind,
-                        due_on=opened_on + timedelta(days=step.due_in_days),
-                    )
-                    for step in steps
-                ]
-            )
+            Task.objects.bulk_create(_tasks_of(assignment, steps))
     except IntegrityError:
         return None
 
@@ -382,20 +369,29 @@ def _create_assignments(
 
     Task.objects.bulk_create(
         [
-            Task(
-                assignment=assignment,
-                step=step,
-                position=step.position,
-                title=step.title,
-                guidance=step.guidance,
-                interaction_kind=step.interaction_kind,
-                due_on=assignment.opened_on + timedelta(days=step.due_in_days),
-            )
+            task
             for assignment in assignments
-            for step in assignment.playbook.steps.all()
+            for task in _tasks_of(assignment, assignment.playbook.steps.all())
         ]
     )
     return assignments
+
+
+def _tasks_of(assignment: Assignment, steps) -> list[Task]:
+    """One unsaved task per step, due that many days after the assignment
+    opens."""
+    return [
+        Task(
+            assignment=assignment,
+            step=step,
+            position=step.position,
+            title=step.title,
+            guidance=step.guidance,
+            interaction_kind=step.interaction_kind,
+            due_on=assignment.opened_on + timedelta(days=step.due_in_days),
+        )
+        for step in steps
+    ]
 
 
 def handle_band_changes(
@@ -520,15 +516,19 @@ def seed_demo_assignments(
     for playbook in Playbook.objects.filter(is_active=True).prefetch_related("steps"):
         playbooks.setdefault(playbook.band, []).append(playbook)
 
+    snapshots = [
+        snapshot
+        for snapshot in selectors.newest_snapshots_on(as_of, bands=set(playbooks))
+        if snapshot.customer.churned_on is None
+        and snapshot.customer.external_id.startswith(prefix)
+    ]
+    runs = selectors.band_runs(s.pk for s in snapshots)
+
     count = 0
     with transaction.atomic():
-        for snapshot in selectors.newest_snapshots_on(as_of, bands=set(playbooks)):
+        for snapshot in snapshots:
             customer = snapshot.customer
-            if customer.churned_on is not None:
-                continue
-            if not customer.external_id.startswith(prefix):
-                continue
-            run = selectors.band_run(customer_id=customer.pk, as_of=as_of)
+            run = runs.get(snapshot.pk)
             started = run.started_on if run else as_of
             opened_on = max(started, as_of - timedelta(days=max_age_days))
             for playbook in playbooks[snapshot.band]:
