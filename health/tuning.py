@@ -36,7 +36,7 @@ from health.models import (
 )
 from health.scoring import BANDS, UNSCORED, validate_curve
 from health.services import stamp_overrides
-from workbench.roles import CSM, has_role, is_manager
+from workbench.access import may_work_on
 
 logger = logging.getLogger(__name__)
 
@@ -358,10 +358,9 @@ def what_if(*, model: ScoreModel, as_of: date, movers: int = 20) -> WhatIf:
 
 
 def can_override(user, customer: Customer) -> bool:
-    """Managers (and admins) on any customer; a CSM on their own."""
-    if is_manager(user):
-        return True
-    return has_role(user, CSM) and customer.owner_id == user.pk
+    """Managers (and admins) on any customer; a CSM on their own: the same
+    people who may work on the customer."""
+    return may_work_on(user, customer)
 
 
 def current_override(customer_id: int, as_of: date | None = None) -> Override | None:

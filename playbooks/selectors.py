@@ -30,6 +30,7 @@ from health import jobs
 from health.models import Customer, ScoreSnapshot
 from health.scoring import BANDS, band_rank
 from playbooks.models import Assignment, Playbook, Task
+from workbench.roles import is_manager
 
 RECOVERY_WINDOW_DAYS = 90
 
@@ -147,6 +148,26 @@ def with_overdue(tasks: QuerySet[Task], today: date | None = None) -> QuerySet[T
     )
 
 
+def completable_tasks(user: AbstractBaseUser) -> QuerySet[Task]:
+    """Open tasks the user may complete: their own, those on customers they
+    own, or any for a manager."""
+    tasks = open_tasks().select_related("assignment")
+    if is_manager(user):
+        return tasks
+    return tasks.filter(Q(assignment__owner=user) | Q(assignment__customer__owner=user))
+
+
+def may_complete(user: AbstractBaseUser, task: Task) -> bool:
+    """``completable_tasks`` for one task already loaded, without a query."""
+    if not user.is_authenticated:
+        return False
+    return (
+        is_manager(user)
+        or task.assignment.owner_id == user.pk
+        or task.assignment.customer.owner_id == user.pk
+    )
+
+
 def tasks_of(user: AbstractBaseUser, today: date | None = None) -> QuerySet[Task]:
     """The user's open tasks, overdue first, then by due date."""
     tasks = open_tasks().filter(assignment__owner=user)
@@ -161,7 +182,9 @@ def customer_open_tasks(customer_id: int, today: date | None = None):
     tasks = open_tasks().filter(assignment__customer_id=customer_id)
     return (
         with_overdue(tasks, today)
-        .select_related("assignment__playbook", "assignment__owner")
+        .select_related(
+            "assignment__playbook", "assignment__owner", "assignment__customer"
+        )
         .order_by("due_on", "position")
     )
 

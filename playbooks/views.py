@@ -53,13 +53,7 @@ def get_assignment(request, pk: int, *, manage: bool = False) -> Assignment:
 def get_task_to_complete(request, pk: int) -> Task:
     """An open task the user may complete: theirs, their customer's, or any
     for a manager; else 404, so nobody learns about others' tasks."""
-    tasks = selectors.open_tasks().select_related("assignment")
-    if not is_manager(request.user):
-        tasks = tasks.filter(
-            Q(assignment__owner=request.user)
-            | Q(assignment__customer__owner=request.user)
-        )
-    return get_object_or_404(tasks, pk=pk)
+    return get_object_or_404(selectors.completable_tasks(request.user), pk=pk)
 
 
 def safe_next(request, default: str) -> str:

@@ -5,7 +5,6 @@ from django import template
 
 from playbooks import selectors
 from playbooks.forms import CompleteTaskForm
-from workbench.roles import is_manager
 
 register = template.Library()
 
@@ -18,15 +17,7 @@ def customer_tasks(context, customer):
     user = getattr(request, "user", None)
     tasks = list(selectors.customer_open_tasks(customer.pk))
     for task in tasks:
-        task.can_complete = bool(
-            user
-            and user.is_authenticated
-            and (
-                is_manager(user)
-                or task.assignment.owner_id == user.pk
-                or customer.owner_id == user.pk
-            )
-        )
+        task.can_complete = user is not None and selectors.may_complete(user, task)
     return {
         "tasks": tasks,
         "customer": customer,
