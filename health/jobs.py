@@ -122,7 +122,7 @@ def nightly_score():
     a failure tonight does not end the schedule."""
     schedule_nightly()
     services.mark_stale_job_runs()
-    yesterday = timezone.now().date() - timedelta(days=1)
+    yesterday = today() - timedelta(days=1)
     return start_score_all(as_of=yesterday, kind=JobRun.Kind.NIGHTLY).pk
 
 

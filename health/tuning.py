@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from health import queue
 from health.backtest import (
     compute_scores,
     load_spec,
@@ -42,14 +43,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OVERRIDE_DAYS = 30
 MAX_OVERRIDE_DAYS = 90
-
-
-def _today() -> date:
-    # Imported here: health.jobs imports health.services, which may call
-    # stamp_overrides below, and a module-level import would be a cycle.
-    from health import jobs
-
-    return jobs.today()
 
 
 # --- Validation -----------------------------------------------------------------
@@ -366,7 +359,7 @@ def can_override(user, customer: Customer) -> bool:
 def current_override(customer_id: int, as_of: date | None = None) -> Override | None:
     """The override in effect for the customer on the date (default today);
     an expired one has lapsed and is not returned. One query."""
-    return overrides_in_effect(as_of or _today(), [customer_id]).first()
+    return overrides_in_effect(as_of or queue.today(), [customer_id]).first()
 
 
 def override_band(
@@ -395,7 +388,7 @@ def override_band(
     if errors:
         raise ValidationError(errors)
 
-    today = today or _today()
+    today = today or queue.today()
     with transaction.atomic():
         latest = (
             ScoreSnapshot.objects.filter(customer=customer, as_of__lte=today)
@@ -431,7 +424,7 @@ def end_override(*, override: Override, by, today: date | None = None) -> Overri
     """End an override early (from today on); the row stays for audit."""
     if not can_override(by, override.customer):
         raise PermissionDenied("You may not end this override.")
-    today = today or _today()
+    today = today or queue.today()
     with transaction.atomic():
         override = Override.objects.select_for_update().get(pk=override.pk)
         if override.in_effect_on(today):

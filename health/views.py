@@ -7,7 +7,7 @@ overrides in ``health.tuning``). Every list page costs a fixed number of
 queries whatever its size.
 """
 
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,7 +18,6 @@ from django.db.models import F
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from health import jobs, selectors, services, tuning
@@ -79,10 +78,6 @@ def _page(request, customers):
         size = DEFAULT_PAGE_SIZE
     size = min(max(size, 10), PAGE_SIZES[-1])
     return Paginator(customers, size).get_page(request.GET.get("page"))
-
-
-def _today() -> date:
-    return timezone.now().astimezone(UTC).date()
 
 
 # --- Lists -------------------------------------------------------------------
@@ -257,7 +252,7 @@ def _customer_page(
     """The customer page; the forms come back with their errors after a
     refused post."""
     snapshot = selectors.newest_snapshot(customer.pk)
-    end = _today()
+    end = jobs.today()
     limits = DEFAULT_BAND_LIMITS
     baseline = delta = None
     changes = []
@@ -307,7 +302,7 @@ def _customer_page(
             "override": override,
             "overrides": overrides,
             "interaction_form": interaction_form
-            or InteractionForm(initial={"occurred_on": _today(), "kind": "call"}),
+            or InteractionForm(initial={"occurred_on": jobs.today(), "kind": "call"}),
             "pulse_form": pulse_form or PulseForm(),
             "owner_form": OwnerForm(initial={"owner": customer.owner_id})
             if may_reassign
@@ -517,7 +512,7 @@ def dashboard(request):
     scores = selectors.customer_scores(as_of)
 
     mix_now = selectors.band_mix(scores)
-    month_ends = _month_ends(_today())
+    month_ends = _month_ends(jobs.today())
     by_month = selectors.band_mix_by_month(month_ends)
     months = [(end.strftime("%b %y"), by_month.get(end, {})) for end in month_ends]
     months.append(("Now", mix_now))
