@@ -564,8 +564,19 @@ class ComponentAdmin(FrozenWhenPublished, admin.ModelAdmin):
     inlines = [MeasureInline]
 
 
+class WrittenElsewhere(admin.ModelAdmin):
+    """Rows that jobs or pages write: shown in the admin, never added or
+    edited there."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Override)
-class OverrideAdmin(admin.ModelAdmin):
+class OverrideAdmin(WrittenElsewhere):
     """Overrides are the audit trail: made and ended on the customer page,
     never edited or deleted here."""
 
@@ -583,18 +594,12 @@ class OverrideAdmin(admin.ModelAdmin):
     search_fields = ["customer__name", "customer__external_id", "reason"]
     readonly_fields = [f.name for f in Override._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
     def has_delete_permission(self, request, obj=None):
         return False
 
 
 @admin.register(ScoreSnapshot)
-class ScoreSnapshotAdmin(admin.ModelAdmin):
+class ScoreSnapshotAdmin(WrittenElsewhere):
     list_display = [
         "customer",
         "as_of",
@@ -609,15 +614,9 @@ class ScoreSnapshotAdmin(admin.ModelAdmin):
     search_fields = ["customer__name", "customer__external_id"]
     date_hierarchy = "as_of"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(WrittenElsewhere):
     list_display = [
         "pk",
         "kind",
@@ -628,12 +627,6 @@ class JobRunAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "status"]
     readonly_fields = [f.name for f in JobRun._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         # A run whose worker died would otherwise look busy forever.
@@ -652,7 +645,6 @@ class JobRunAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
 
-@admin.register(ImportBatch)
 class ImportBatchAdmin(admin.ModelAdmin):
     list_display = [
         "created_at",
@@ -763,9 +755,6 @@ class ExportForm(forms.Form):
     format = forms.ChoiceField(
         choices=[(f, f.upper()) for f in import_resources.EXPORT_FORMATS]
     )
-
-
-admin.site.unregister(ImportBatch)
 
 
 @admin.register(ImportBatch)
