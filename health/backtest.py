@@ -25,8 +25,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db.models import Q
-
 from health.inputs import (
     active_models,
     gather_activity,
@@ -34,7 +32,7 @@ from health.inputs import (
     load_model_spec,
     scorable_customers,
 )
-from health.models import Override, ScoreModel, ScoreSnapshot
+from health.models import ScoreModel, ScoreSnapshot
 from health.scoring import (
     BANDS,
     ModelSpec,
@@ -44,6 +42,7 @@ from health.scoring import (
     score_customer,
     tenure_on,
 )
+from health.selectors import overrides_in_effect
 
 logger = logging.getLogger(__name__)
 
@@ -390,19 +389,6 @@ def compute_scores(
                 tenure_days=tenure_on(since, as_of),
             )
     return results
-
-
-def overrides_in_effect(as_of: date, customer_ids: Iterable[int] | None = None):
-    """Overrides in effect on the date, newest first. One query when
-    evaluated."""
-    overrides = Override.objects.filter(
-        Q(ended_on__isnull=True) | Q(ended_on__gt=as_of),
-        starts_on__lte=as_of,
-        expires_on__gt=as_of,
-    ).order_by("customer_id", "-created_at", "-pk")
-    if customer_ids is not None:
-        overrides = overrides.filter(customer_id__in=list(customer_ids))
-    return overrides
 
 
 def override_bands(as_of: date) -> dict[int, str]:

@@ -11,9 +11,34 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from django.db.models import Max, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    CharField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, Concat
 
-from health.models import JobRun, ScoreModel, ScoreSnapshot
+from health.models import (
+    Customer,
+    Interaction,
+    JobRun,
+    Opportunity,
+    Override,
+    ScoreModel,
+    ScoreSnapshot,
+)
+from health.queue import today
 from health.scoring import round_half_up
 
 # DESIGN.md rule 9: the earlier snapshot of a change may be this much older
@@ -23,6 +48,19 @@ BASELINE_SLACK_DAYS = 7
 
 def official_snapshots() -> QuerySet[ScoreSnapshot]:
     return ScoreSnapshot.objects.exclude(model__status=ScoreModel.Status.DRAFT)
+
+
+def overrides_in_effect(as_of: date, customer_ids: Iterable[int] | None = None):
+    """Overrides in effect on the date, newest first. One query when
+    evaluated."""
+    overrides = Override.objects.filter(
+        Q(ended_on__isnull=True) | Q(ended_on__gt=as_of),
+        starts_on__lte=as_of,
+        expires_on__gt=as_of,
+    ).order_by("customer_id", "-created_at", "-pk")
+    if customer_ids is not None:
+        overrides = overrides.filter(customer_id__in=list(customer_ids))
+    return overrides
 
 
 def latest_as_of() -> date | None:
@@ -129,25 +167,6 @@ def score_deltas(
 # listed as unscored. Every row reads its newest official snapshot through
 # correlated subqueries on the (customer, as_of) index, so a page costs one
 # query for its rows and one for its count, whatever its size.
-
-# Imported here, not above, so that this section stays one appended block.
-from django.db.models import (  # noqa: E402
-    CharField,
-    Count,
-    Exists,
-    ExpressionWrapper,
-    F,
-    FloatField,
-    IntegerField,
-    Q,
-    Sum,
-    Value,
-)
-from django.db.models.functions import Coalesce, Concat  # noqa: E402
-
-from health.backtest import overrides_in_effect  # noqa: E402
-from health.models import Customer, Interaction, Opportunity  # noqa: E402
-from health.queue import today  # noqa: E402
 
 DECLINE_POINTS = 10
 # Scores are stored to one decimal; a difference of two of them may land a

@@ -17,7 +17,6 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from health.backtest import overrides_in_effect
 from health.inputs import (
     active_models,
     customer_in,
@@ -37,6 +36,7 @@ from health.models import (
 )
 from health.queue import request_rescore
 from health.scoring import ModelSpec, derive_metrics, score_customer, tenure_on
+from health.selectors import overrides_in_effect
 from health.signals import band_changed, bands_changed, scores_written
 
 logger = logging.getLogger(__name__)

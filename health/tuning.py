@@ -24,7 +24,6 @@ from health.backtest import (
     compute_scores,
     load_spec,
     model_customers,
-    overrides_in_effect,
 )
 from health.inputs import active_models
 from health.models import (
@@ -36,6 +35,7 @@ from health.models import (
     ScoreSnapshot,
 )
 from health.scoring import BANDS, UNSCORED, validate_curve
+from health.selectors import overrides_in_effect
 from health.services import stamp_overrides
 from workbench.access import may_work_on
 
