@@ -68,8 +68,9 @@ def score_customers(
     number of queries (about twelve) whatever the number of customers, so it
     is safe to run again: a rerun replaces the day's snapshots.
 
-    With ``announce``, ``band_changed`` goes out after commit for every
-    customer whose band at its newest date changed.
+    With ``announce``, the signals of ``health.signals`` go out after commit:
+    ``band_changed`` (and ``bands_changed`` once) for the customers whose band
+    at their newest date changed, then ``scores_written``.
     """
     ids = list(customer_ids)
     if not ids:
