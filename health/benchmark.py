@@ -416,7 +416,9 @@ def reset_results() -> None:
     """Forget every score and what it set off, so that each run of the
     benchmark on one book does the same work."""
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE health_scoresnapshot, health_jobrun CASCADE")
+        cursor.execute(
+            "TRUNCATE health_scoresnapshot, health_bandtally, health_jobrun CASCADE"
+        )
         cursor.execute(
             "SELECT tablename FROM pg_tables WHERE tablename IN "
             "('playbooks_assignment', 'playbooks_task')"
@@ -448,11 +450,18 @@ def delete_snapshots_on_each(dates: list[date]) -> None:
             """
         )
         for table, column in cursor.fetchall():
+            if table == "health_currentscore":
+                continue  # refreshed below, once the snapshots are gone
             cursor.execute(
                 f"UPDATE {table} SET {column} = NULL WHERE {column} IN "  # noqa: S608
                 "(SELECT id FROM health_scoresnapshot WHERE as_of = ANY(%s))",
                 [dates],
             )
+        cursor.execute(
+            "DELETE FROM health_currentscore WHERE snapshot_id IN "
+            "(SELECT id FROM health_scoresnapshot WHERE as_of = ANY(%s))",
+            [dates],
+        )
         cursor.execute(
             "DELETE FROM health_scoresnapshot WHERE as_of = ANY(%s)", [dates]
         )
@@ -460,6 +469,8 @@ def delete_snapshots_on_each(dates: list[date]) -> None:
         # nightly run: a plan made for the table before a big delete or
         # backfill can scan a whole day's snapshots per chunk.
         cursor.execute("VACUUM ANALYZE health_scoresnapshot")
+    services.refresh_current_scores()
+    services.forget_band_tallies(days=dates)
 
 
 def month_ends_before(day: date, count: int = 12) -> list[date]:

@@ -438,6 +438,63 @@ class ScoreSnapshot(models.Model):
         return self.overridden_band or self.band
 
 
+class CurrentScore(models.Model):
+    """A customer's newest official snapshot, copied beside the customer so
+    that lists filter and sort a whole book on plain columns instead of
+    finding each customer's newest snapshot per row.
+
+    ``score_30d_ago`` and ``delta_30d`` follow DESIGN.md rule 9 with D the
+    snapshot's date. ``services.refresh_current_scores`` writes the rows;
+    nothing else does."""
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="current"
+    )
+    snapshot = models.OneToOneField(
+        ScoreSnapshot, on_delete=models.CASCADE, related_name="+"
+    )
+    model = models.ForeignKey(ScoreModel, on_delete=models.PROTECT, related_name="+")
+    as_of = models.DateField()
+    score = models.FloatField(null=True, blank=True)
+    band = models.CharField(max_length=16, choices=Band.choices)
+    coverage = models.FloatField()
+    score_30d_ago = models.FloatField(null=True, blank=True)
+    delta_30d = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["band"]),
+            models.Index(fields=["score"]),
+            models.Index(fields=["delta_30d"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.score} ({self.band}) on {self.as_of}"
+
+
+class BandTally(models.Model):
+    """How many official snapshots a day holds per band: the dashboard's
+    monthly band mix reads these instead of a week of snapshots per month.
+
+    Filled when read (``selectors.band_mix_by_month``); writing snapshots of
+    a day deletes that day's rows, so the next read counts again."""
+
+    # The row of a day counted and found without snapshots.
+    EMPTY_DAY = ""
+
+    as_of = models.DateField()
+    band = models.CharField(max_length=16, choices=Band.choices, blank=True)
+    snapshots = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["as_of", "band"], name="band_tally_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.as_of} {self.band}: {self.snapshots}"
+
+
 class Override(models.Model):
     """A person's judgement of a customer's band, for a limited time.
 

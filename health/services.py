@@ -26,6 +26,7 @@ from health.inputs import (
     scorable_customers,
 )
 from health.models import (
+    BandTally,
     Customer,
     Interaction,
     JobRun,
@@ -36,7 +37,11 @@ from health.models import (
 )
 from health.queue import request_rescore
 from health.scoring import ModelSpec, derive_metrics, score_customer, tenure_on
-from health.selectors import overrides_in_effect
+from health.selectors import (
+    BASELINE_SLACK_DAYS,
+    CURRENT_DELTA_DAYS,
+    overrides_in_effect,
+)
 from health.signals import band_changed, bands_changed, scores_written
 
 logger = logging.getLogger(__name__)
@@ -134,12 +139,18 @@ def score_customers(
     with transaction.atomic():
         # A score-all chunk holds only scorable customers: nothing to delete,
         # and no query to find that out.
-        if len(scored_ids) < len(set(ids)):
+        removed = len(scored_ids) < len(set(ids))
+        if removed:
             ScoreSnapshot.objects.filter(customer_id__in=ids, as_of=as_of).exclude(
                 customer_id__in=scored_ids
             ).delete()
         upsert_snapshots(snapshots)
         stamp_overrides(customer_ids=scored_ids, as_of=as_of)
+        # A draft's snapshots are not anyone's score: they change neither
+        # the current scores nor the band tallies.
+        if removed or model is None or model.is_frozen:
+            refresh_current_scores(customer_ids=ids, removed=removed)
+            forget_band_tallies(days=[as_of])
         if announce:
             changes = [
                 (s, previous[s.customer_id])
@@ -217,6 +228,90 @@ def upsert_snapshots(snapshots: list[ScoreSnapshot]) -> None:
     for s in snapshots:
         s.pk = pks[(s.customer_id, s.model_id)]
         s.computed_at = now
+
+
+# The newest official snapshot of each customer whose id is in {ids}, and
+# the snapshot its change over 30 days starts from (DESIGN.md rule 9). The
+# scalar subqueries are index probes on (customer, as_of).
+_CURRENT_UPSERT = """
+    INSERT INTO health_currentscore (customer_id, snapshot_id, model_id, as_of,
+        score, band, coverage, score_30d_ago, delta_30d)
+    SELECT s.customer_id, s.id, s.model_id, s.as_of, s.score, s.band,
+        s.coverage, b.score, s.score - b.score
+    FROM health_scoresnapshot s
+    LEFT JOIN health_scoresnapshot b ON b.id = (
+        SELECT t.id FROM health_scoresnapshot t
+        JOIN health_scoremodel tm ON tm.id = t.model_id
+        WHERE t.customer_id = s.customer_id AND tm.status <> 'draft'
+            AND t.as_of <= {then} AND t.as_of >= {earliest}
+        ORDER BY t.as_of DESC, t.computed_at DESC, t.id DESC LIMIT 1)
+    WHERE s.id IN (
+        SELECT (
+            SELECT n.id FROM health_scoresnapshot n
+            JOIN health_scoremodel nm ON nm.id = n.model_id
+            WHERE n.customer_id = c.id AND nm.status <> 'draft'
+            ORDER BY n.as_of DESC, n.computed_at DESC, n.id DESC LIMIT 1)
+        FROM health_customer c WHERE {ids})
+    ON CONFLICT (customer_id) DO UPDATE SET
+        snapshot_id = excluded.snapshot_id, model_id = excluded.model_id,
+        as_of = excluded.as_of, score = excluded.score, band = excluded.band,
+        coverage = excluded.coverage, score_30d_ago = excluded.score_30d_ago,
+        delta_30d = excluded.delta_30d
+"""
+
+_CURRENT_ORPHANS = """
+    DELETE FROM health_currentscore WHERE customer_id IN (
+        SELECT c.id FROM health_customer c WHERE {ids}
+            AND NOT EXISTS (
+                SELECT 1 FROM health_scoresnapshot n
+                JOIN health_scoremodel nm ON nm.id = n.model_id
+                WHERE n.customer_id = c.id AND nm.status <> 'draft'))
+"""
+
+
+def refresh_current_scores(
+    *, customer_ids: Sequence[int] | None = None, removed: bool = True
+) -> None:
+    """Copy each customer's newest official snapshot into ``CurrentScore``
+    (every customer when ``customer_ids`` is None) and, unless the caller
+    says no snapshot was ``removed``, drop the row of a customer left
+    without one. Two statements; each customer costs a few index probes.
+
+    Whoever writes or deletes snapshots calls this for their customers:
+    scoring does, saving a snapshot through the ORM does (a receiver), and
+    publishing a model does for everyone.
+    """
+    days = CURRENT_DELTA_DAYS
+    slack = days + BASELINE_SLACK_DAYS
+    if connection.vendor == "postgresql":
+        then, earliest = f"s.as_of - {days}", f"s.as_of - {slack}"
+        ids_sql, params = "c.id = ANY(%s)", [list(customer_ids or [])]
+    else:
+        # SQLite stores dates as ISO text, which date() shifts and compares.
+        then, earliest = (
+            f"date(s.as_of, '-{days} days')",
+            (f"date(s.as_of, '-{slack} days')"),
+        )
+        ids_sql = "c.id IN (SELECT value FROM json_each(%s))"
+        params = [json.dumps(list(customer_ids or []))]
+    if customer_ids is None:
+        ids_sql, params = "1 = 1", []
+
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            _CURRENT_UPSERT.format(then=then, earliest=earliest, ids=ids_sql), params
+        )
+        if removed:
+            cursor.execute(_CURRENT_ORPHANS.format(ids=ids_sql), params)
+
+
+def forget_band_tallies(*, days: Sequence[date] | None = None) -> None:
+    """Drop the band tallies of the days (all when None): their snapshots
+    changed, and the next read counts them again. One query."""
+    tallies = BandTally.objects.all()
+    if days is not None:
+        tallies = tallies.filter(as_of__in=list(days))
+    tallies.delete()
 
 
 def _announce(

@@ -36,7 +36,11 @@ from health.models import (
 )
 from health.scoring import BANDS, UNSCORED, validate_curve
 from health.selectors import overrides_in_effect
-from health.services import stamp_overrides
+from health.services import (
+    forget_band_tallies,
+    refresh_current_scores,
+    stamp_overrides,
+)
 from workbench.access import may_work_on
 
 logger = logging.getLogger(__name__)
@@ -204,6 +208,9 @@ def publish_model(*, model: ScoreModel, author, note: str) -> ScoreModel:
         model.author = author
         model.note = note
         model.save(update_fields=["status", "published_at", "author", "note"])
+        # Snapshots the draft left while it was tried are official now.
+        refresh_current_scores()
+        forget_band_tallies()
 
         transaction.on_commit(_rescore_today)
 
