@@ -427,6 +427,7 @@ def reset_results() -> None:
         if tables:
             cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
         cursor.execute("VACUUM ANALYZE health_scoresnapshot")
+    services.refresh_current_scores()
 
 
 def delete_snapshots_on(as_of: date) -> None:
@@ -450,18 +451,11 @@ def delete_snapshots_on_each(dates: list[date]) -> None:
             """
         )
         for table, column in cursor.fetchall():
-            if table == "health_currentscore":
-                continue  # refreshed below, once the snapshots are gone
             cursor.execute(
                 f"UPDATE {table} SET {column} = NULL WHERE {column} IN "  # noqa: S608
                 "(SELECT id FROM health_scoresnapshot WHERE as_of = ANY(%s))",
                 [dates],
             )
-        cursor.execute(
-            "DELETE FROM health_currentscore WHERE snapshot_id IN "
-            "(SELECT id FROM health_scoresnapshot WHERE as_of = ANY(%s))",
-            [dates],
-        )
         cursor.execute(
             "DELETE FROM health_scoresnapshot WHERE as_of = ANY(%s)", [dates]
         )

@@ -41,12 +41,50 @@ class Customer(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The customer's newest official snapshot, copied here so that lists
+    # filter and sort a whole book on its own columns; ``delta_30d`` follows
+    # DESIGN.md rule 9 with D the snapshot's date. Written only by
+    # ``services.refresh_current_scores``.
+    current_score = models.FloatField(null=True, blank=True, editable=False)
+    # Null until the first score, like the other current fields.
+    current_band = models.CharField(  # noqa: DJ001
+        max_length=16, choices=Band.choices, null=True, blank=True, editable=False
+    )
+    current_coverage = models.FloatField(null=True, blank=True, editable=False)
+    scored_on = models.DateField(null=True, blank=True, editable=False)
+    score_30d_ago = models.FloatField(null=True, blank=True, editable=False)
+    delta_30d = models.FloatField(null=True, blank=True, editable=False)
+
+    CURRENT_SCORE_FIELDS = (
+        "current_score",
+        "current_band",
+        "current_coverage",
+        "scored_on",
+        "score_30d_ago",
+        "delta_30d",
+    )
+
     class Meta:
         ordering = ["name"]
+        # No index on the current-score fields: every score run rewrites
+        # them, and without an index on them PostgreSQL updates a row in
+        # place (a HOT update) instead of adding to every index of the
+        # table; a list sorts the whole book in tens of milliseconds anyway.
         indexes = [models.Index(fields=["name"])]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        # A customer loaded before a re-score and saved after it must not
+        # write back the score it was loaded with.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in self.CURRENT_SCORE_FIELDS
+            ]
+        super().save(*args, **kwargs)
 
 
 class Metric(models.Model):
@@ -436,40 +474,6 @@ class ScoreSnapshot(models.Model):
     def effective_band(self) -> str:
         """The band the team acts on: the override's when one applies."""
         return self.overridden_band or self.band
-
-
-class CurrentScore(models.Model):
-    """A customer's newest official snapshot, copied beside the customer so
-    that lists filter and sort a whole book on plain columns instead of
-    finding each customer's newest snapshot per row.
-
-    ``score_30d_ago`` and ``delta_30d`` follow DESIGN.md rule 9 with D the
-    snapshot's date. ``services.refresh_current_scores`` writes the rows;
-    nothing else does."""
-
-    customer = models.OneToOneField(
-        Customer, primary_key=True, on_delete=models.CASCADE, related_name="current"
-    )
-    snapshot = models.OneToOneField(
-        ScoreSnapshot, on_delete=models.CASCADE, related_name="+"
-    )
-    model = models.ForeignKey(ScoreModel, on_delete=models.PROTECT, related_name="+")
-    as_of = models.DateField()
-    score = models.FloatField(null=True, blank=True)
-    band = models.CharField(max_length=16, choices=Band.choices)
-    coverage = models.FloatField()
-    score_30d_ago = models.FloatField(null=True, blank=True)
-    delta_30d = models.FloatField(null=True, blank=True)
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["band"]),
-            models.Index(fields=["score"]),
-            models.Index(fields=["delta_30d"]),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.customer_id}: {self.score} ({self.band}) on {self.as_of}"
 
 
 class BandTally(models.Model):

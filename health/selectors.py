@@ -15,15 +15,12 @@ from django.db.models import (
     Count,
     Exists,
     F,
-    FloatField,
     IntegerField,
-    Max,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
     Sum,
-    Value,
 )
 from django.db.models.functions import Coalesce
 
@@ -66,9 +63,12 @@ def overrides_in_effect(as_of: date, customer_ids: Iterable[int] | None = None):
 
 
 def latest_as_of() -> date | None:
-    """The latest date with snapshots, None before the first score. One
-    query."""
-    return official_snapshots().aggregate(latest=Max("as_of"))["latest"]
+    """The latest date with official snapshots, None before the first
+    score. One query, reading the (as_of, band) index backwards until an
+    official snapshot (MAX over the join would read them all)."""
+    return (
+        official_snapshots().order_by("-as_of").values_list("as_of", flat=True).first()
+    )
 
 
 def latest_full_run_as_of() -> date | None:
@@ -178,54 +178,49 @@ LOW_BANDS = ("very_unhealthy", "unhealthy")
 HIGH_BANDS = ("healthy", "very_healthy")
 
 
-def customer_scores(as_of: date | None) -> QuerySet:
-    """Current customers annotated with their newest official snapshot:
-    ``score``, ``band`` (None when never scored), ``coverage``,
-    ``scored_on``; the change over 30 days up to that
-    snapshot's date (``score_then`` and ``delta``, DESIGN.md rule 9) and
-    ``last_interaction_at``. ``as_of`` is ``latest_as_of()``: None (nothing
-    scored yet) gives the same columns, all empty. ``overridden_band`` is
-    the band of the override in effect today (None without one), whatever
-    the date of the snapshot: the band the team acts on now.
+def customer_scores(as_of: date | None = None) -> QuerySet:
+    """Current customers with their current score under the names the pages
+    use: ``score``, ``band`` (None when never scored), ``coverage``,
+    ``scored_on``, the change over 30 days up to that date (``score_then``
+    and ``delta``, DESIGN.md rule 9) and ``last_interaction_at``.
+    ``as_of`` is accepted for the callers' symmetry and not needed: the
+    score is each customer's newest.
 
-    The scores come from ``CurrentScore``, one row per customer, so that a
-    whole book filters and sorts on plain columns. Lazy: filter, order and
-    slice it; each evaluation is one query.
+    The scores are columns of the customer (``refresh_current_scores``
+    keeps them), so a whole book filters and sorts without reading a
+    snapshot. Lazy: filter, order and slice it; each evaluation is one
+    query.
     """
-
-    customers = (
+    return (
         Customer.objects.filter(churned_on__isnull=True)
         .select_related("owner")
-        .annotate(overridden_band=Subquery(_override_in_effect()))
-    )
-    if as_of is None:
-        return customers.annotate(
-            score=Value(None, output_field=FloatField()),
-            band=Value(None, output_field=ScoreSnapshot._meta.get_field("band")),
-            coverage=Value(None, output_field=FloatField()),
-            scored_on=Value(None, output_field=ScoreSnapshot._meta.get_field("as_of")),
-            score_then=Value(None, output_field=FloatField()),
-            delta=Value(None, output_field=FloatField()),
+        .annotate(
+            score=F("current_score"),
+            band=F("current_band"),
+            coverage=F("current_coverage"),
+            score_then=F("score_30d_ago"),
+            delta=F("delta_30d"),
             last_interaction_at=Subquery(_last_interaction()),
         )
-
-    return customers.annotate(
-        score=F("current__score"),
-        band=F("current__band"),
-        coverage=F("current__coverage"),
-        scored_on=F("current__as_of"),
-        score_then=F("current__score_30d_ago"),
-        delta=F("current__delta_30d"),
-        last_interaction_at=Subquery(_last_interaction()),
     )
 
 
-def _override_in_effect() -> QuerySet:
+def add_overridden_bands(customers: Iterable[Customer]) -> list[Customer]:
+    """The customers, each with ``overridden_band``: the band of the override
+    in effect today (None without one), whatever the date of its score, the
+    band the team acts on now. One query, for a page of rows: as a column
+    of ``customer_scores`` it would be read for every row of the book
+    before sorting."""
     # Read from the overrides, not from the snapshot: an override made or
     # ended today shows at once, before any re-score stamps the snapshot.
-    return (
-        overrides_in_effect(today()).filter(customer=OuterRef("pk")).values("band")[:1]
-    )
+    customers = list(customers)
+    bands: dict[int, str] = {}
+    overrides = overrides_in_effect(today(), [c.pk for c in customers])
+    for customer_id, band in overrides.values_list("customer_id", "band"):
+        bands.setdefault(customer_id, band)
+    for customer in customers:
+        customer.overridden_band = bands.get(customer.pk)
+    return customers
 
 
 def _last_interaction() -> QuerySet:
@@ -296,15 +291,20 @@ def product_counts_subquery():
     return Coalesce(Subquery(products, output_field=IntegerField()), 0)
 
 
-def band_mix(customers: QuerySet) -> dict[str, int]:
-    """Customers per band key (never scored counts as ``unscored``). One
-    query."""
+def biggest_movers(
+    customers: QuerySet, count: int = 10
+) -> tuple[list[Customer], list[Customer]]:
+    """The ``count`` rows of ``customer_scores`` whose score fell the most
+    over 30 days, and the ``count`` that rose the most; ties by name. Each
+    row has its ``overridden_band``. Three queries: each end is a top-N
+    sort of one pass over the book (ranking both ends in one pass with a
+    window function sorts the whole book, and costs more)."""
 
-    mix: dict[str, int] = {}
-    for band, n in customers.values_list("band").annotate(n=Count("pk")).order_by():
-        key = band or "unscored"
-        mix[key] = mix.get(key, 0) + n
-    return mix
+    moved = customers.filter(delta__isnull=False).select_related(None)
+    down = list(moved.filter(delta__lt=0).order_by("delta", "name")[:count])
+    up = list(moved.filter(delta__gt=0).order_by("-delta", "name")[:count])
+    add_overridden_bands(down + up)
+    return down, up
 
 
 def band_mix_by_month(month_ends: list[date]) -> dict[date, dict[str, int]]:
@@ -364,20 +364,32 @@ def band_mix_by_month(month_ends: list[date]) -> dict[date, dict[str, int]]:
     return mix
 
 
-def books_by_owner(customers: QuerySet) -> dict[int | None, dict]:
+def books_and_band_mix(
+    customers: QuerySet,
+) -> tuple[dict[int | None, dict], dict[str, int]]:
     """Per owner id of ``customer_scores`` rows: customers, ARR and the
-    unhealthy count (the two lowest bands). One query."""
+    unhealthy count (the two lowest bands); and customers per band key
+    (never scored counts as ``unscored``). One query, one pass over the
+    book for both."""
 
+    books: dict[int | None, dict] = {}
+    mix: dict[str, int] = {}
     rows = (
-        customers.values("owner")
-        .annotate(
-            customers=Count("pk"),
-            arr=Sum("arr"),
-            unhealthy=Count("pk", filter=Q(band__in=LOW_BANDS)),
-        )
+        customers.values_list("owner", "band")
+        .annotate(n=Count("pk"), arr=Sum("arr"))
         .order_by()
     )
-    return {row["owner"]: row for row in rows}
+    for owner, band, n, arr in rows:
+        book = books.setdefault(
+            owner, {"owner": owner, "customers": 0, "arr": 0, "unhealthy": 0}
+        )
+        book["customers"] += n
+        book["arr"] += arr or 0
+        if band in LOW_BANDS:
+            book["unhealthy"] += n
+        key = band or "unscored"
+        mix[key] = mix.get(key, 0) + n
+    return books, mix
 
 
 def newest_snapshot(customer_id: int) -> ScoreSnapshot | None:

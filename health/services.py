@@ -40,6 +40,7 @@ from health.scoring import ModelSpec, derive_metrics, score_customer, tenure_on
 from health.selectors import (
     BASELINE_SLACK_DAYS,
     CURRENT_DELTA_DAYS,
+    baseline_snapshots,
     overrides_in_effect,
 )
 from health.signals import band_changed, bands_changed, scores_written
@@ -90,14 +91,25 @@ def score_customers(
         customer=OuterRef("pk"), as_of__lte=as_of
     ).order_by("-as_of", "-computed_at")
     later = ScoreSnapshot.objects.filter(customer=OuterRef("pk"), as_of__gt=as_of)
+    # Where the new snapshot is the customer's newest, it becomes the
+    # current score, whose change starts from this one.
+    then = baseline_snapshots(OuterRef("pk"), as_of, CURRENT_DELTA_DAYS)
     customers = list(
         scorable_customers(as_of)
         .filter(customer_in(Customer, ids, "id"))
         .annotate(
             previous_band=Subquery(earlier.values("band")[:1]),
             has_later=Exists(later),
+            score_then=Subquery(then.values("score")[:1]),
         )
-        .values_list("pk", "segment", "customer_since", "previous_band", "has_later")
+        .values_list(
+            "pk",
+            "segment",
+            "customer_since",
+            "previous_band",
+            "has_later",
+            "score_then",
+        )
     )
 
     imported: dict[str, int] = {}
@@ -110,8 +122,8 @@ def score_customers(
     readings = gather_readings(scored_ids, as_of, imported)
     activity = gather_activity(scored_ids, as_of, derived)
 
-    snapshots, previous = [], {}
-    for customer_id, segment, since, previous_band, has_later in customers:
+    snapshots, previous, baselines = [], {}, {}
+    for customer_id, segment, since, previous_band, has_later, then in customers:
         score_model = model or model_for_segment(models, segment)
         spec = specs[score_model.pk]
         values = derive_metrics(as_of, activity[customer_id], spec.derived_metrics)
@@ -135,6 +147,7 @@ def score_customers(
         )
         if not has_later:
             previous[customer_id] = previous_band
+            baselines[customer_id] = then
 
     with transaction.atomic():
         # A score-all chunk holds only scorable customers: nothing to delete,
@@ -148,8 +161,15 @@ def score_customers(
         stamp_overrides(customer_ids=scored_ids, as_of=as_of)
         # A draft's snapshots are not anyone's score: they change neither
         # the current scores nor the band tallies.
-        if removed or model is None or model.is_frozen:
-            refresh_current_scores(customer_ids=ids, removed=removed)
+        if model is None or model.is_frozen:
+            newest = [s for s in snapshots if s.customer_id in baselines]
+            set_current_scores(newest, baselines)
+            # An older day may be the start of a newer score's change.
+            others = set(ids) - {s.customer_id for s in newest}
+            refresh_current_scores(customer_ids=sorted(others), removed=removed)
+            forget_band_tallies(days=[as_of])
+        elif removed:
+            refresh_current_scores(customer_ids=ids)
             forget_band_tallies(days=[as_of])
         if announce:
             changes = [
@@ -230,51 +250,98 @@ def upsert_snapshots(snapshots: list[ScoreSnapshot]) -> None:
         s.computed_at = now
 
 
-# The newest official snapshot of each customer whose id is in {ids}, and
-# the snapshot its change over 30 days starts from (DESIGN.md rule 9). The
-# scalar subqueries are index probes on (customer, as_of).
-_CURRENT_UPSERT = """
-    INSERT INTO health_currentscore (customer_id, snapshot_id, model_id, as_of,
-        score, band, coverage, score_30d_ago, delta_30d)
-    SELECT s.customer_id, s.id, s.model_id, s.as_of, s.score, s.band,
-        s.coverage, b.score, s.score - b.score
-    FROM health_scoresnapshot s
-    LEFT JOIN health_scoresnapshot b ON b.id = (
-        SELECT t.id FROM health_scoresnapshot t
-        JOIN health_scoremodel tm ON tm.id = t.model_id
-        WHERE t.customer_id = s.customer_id AND tm.status <> 'draft'
-            AND t.as_of <= {then} AND t.as_of >= {earliest}
-        ORDER BY t.as_of DESC, t.computed_at DESC, t.id DESC LIMIT 1)
-    WHERE s.id IN (
-        SELECT (
-            SELECT n.id FROM health_scoresnapshot n
-            JOIN health_scoremodel nm ON nm.id = n.model_id
-            WHERE n.customer_id = c.id AND nm.status <> 'draft'
-            ORDER BY n.as_of DESC, n.computed_at DESC, n.id DESC LIMIT 1)
-        FROM health_customer c WHERE {ids})
-    ON CONFLICT (customer_id) DO UPDATE SET
-        snapshot_id = excluded.snapshot_id, model_id = excluded.model_id,
-        as_of = excluded.as_of, score = excluded.score, band = excluded.band,
-        coverage = excluded.coverage, score_30d_ago = excluded.score_30d_ago,
-        delta_30d = excluded.delta_30d
+# Each customer's newest official snapshot, for the customers whose ids are
+# in {ids}, with the score of the snapshot its change over 30 days starts
+# from (DESIGN.md rule 9). The scalar subqueries are index probes on
+# (customer, as_of).
+_CURRENT_UPDATE = """
+    UPDATE health_customer AS c SET
+        current_score = n.score, current_band = n.band,
+        current_coverage = n.coverage, scored_on = n.as_of,
+        score_30d_ago = n.score_then, delta_30d = n.score - n.score_then
+    FROM (
+        SELECT s.customer_id, s.as_of, s.score, s.band, s.coverage, (
+            SELECT t.score FROM health_scoresnapshot t
+            JOIN health_scoremodel tm ON tm.id = t.model_id
+            WHERE t.customer_id = s.customer_id AND tm.status <> 'draft'
+                AND t.as_of <= {then} AND t.as_of >= {earliest}
+            ORDER BY t.as_of DESC, t.computed_at DESC, t.id DESC LIMIT 1
+        ) AS score_then
+        FROM health_scoresnapshot s
+        WHERE s.id IN (
+            SELECT (
+                SELECT n.id FROM health_scoresnapshot n
+                JOIN health_scoremodel nm ON nm.id = n.model_id
+                WHERE n.customer_id = k.id AND nm.status <> 'draft'
+                ORDER BY n.as_of DESC, n.computed_at DESC, n.id DESC LIMIT 1)
+            FROM health_customer k WHERE {ids})
+    ) AS n
+    WHERE c.id = n.customer_id
 """
 
-_CURRENT_ORPHANS = """
-    DELETE FROM health_currentscore WHERE customer_id IN (
-        SELECT c.id FROM health_customer c WHERE {ids}
-            AND NOT EXISTS (
-                SELECT 1 FROM health_scoresnapshot n
-                JOIN health_scoremodel nm ON nm.id = n.model_id
-                WHERE n.customer_id = c.id AND nm.status <> 'draft'))
+_CURRENT_CLEAR = """
+    UPDATE health_customer AS k SET
+        current_score = NULL, current_band = NULL, current_coverage = NULL,
+        scored_on = NULL, score_30d_ago = NULL, delta_30d = NULL
+    WHERE {ids} AND scored_on IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM health_scoresnapshot n
+        JOIN health_scoremodel nm ON nm.id = n.model_id
+        WHERE n.customer_id = k.id AND nm.status <> 'draft')
 """
+
+
+_CURRENT_SET = """
+    UPDATE health_customer AS c SET
+        current_score = n.score, current_band = n.band,
+        current_coverage = n.coverage, scored_on = n.as_of,
+        score_30d_ago = n.score_then, delta_30d = n.score - n.score_then
+    FROM {rows} WHERE c.id = n.id
+"""
+_ROWS_POSTGRESQL = """
+    jsonb_to_recordset(%s::jsonb) AS n(id bigint, as_of date,
+        score double precision, band text, coverage double precision,
+        score_then double precision)
+"""
+_ROWS_SQLITE = """
+    (SELECT value ->> 'id' AS id, value ->> 'as_of' AS as_of,
+        value ->> 'score' AS score, value ->> 'band' AS band,
+        value ->> 'coverage' AS coverage, value ->> 'score_then' AS score_then
+     FROM json_each(%s)) AS n
+"""
+
+
+def set_current_scores(
+    snapshots: Sequence[ScoreSnapshot], baselines: dict[int, float | None]
+) -> None:
+    """Make each snapshot, known to be its customer's newest official one,
+    the customer's current score; ``baselines`` holds the score its change
+    over 30 days starts from (None: no change). One statement."""
+    if not snapshots:
+        return
+    rows = json.dumps(
+        [
+            {
+                "id": s.customer_id,
+                "as_of": s.as_of.isoformat(),
+                "score": s.score,
+                "band": s.band,
+                "coverage": s.coverage,
+                "score_then": baselines[s.customer_id],
+            }
+            for s in snapshots
+        ]
+    )
+    source = _ROWS_POSTGRESQL if connection.vendor == "postgresql" else _ROWS_SQLITE
+    with connection.cursor() as cursor:
+        cursor.execute(_CURRENT_SET.format(rows=source), [rows])
 
 
 def refresh_current_scores(
     *, customer_ids: Sequence[int] | None = None, removed: bool = True
 ) -> None:
-    """Copy each customer's newest official snapshot into ``CurrentScore``
+    """Copy each customer's newest official snapshot onto the customer
     (every customer when ``customer_ids`` is None) and, unless the caller
-    says no snapshot was ``removed``, drop the row of a customer left
+    says no snapshot was ``removed``, clear the score of a customer left
     without one. Two statements; each customer costs a few index probes.
 
     Whoever writes or deletes snapshots calls this for their customers:
@@ -285,24 +352,24 @@ def refresh_current_scores(
     slack = days + BASELINE_SLACK_DAYS
     if connection.vendor == "postgresql":
         then, earliest = f"s.as_of - {days}", f"s.as_of - {slack}"
-        ids_sql, params = "c.id = ANY(%s)", [list(customer_ids or [])]
+        ids_sql, params = "k.id = ANY(%s)", [list(customer_ids or [])]
     else:
-        # SQLite stores dates as ISO text, which date() shifts and compares.
-        then, earliest = (
-            f"date(s.as_of, '-{days} days')",
-            (f"date(s.as_of, '-{slack} days')"),
-        )
-        ids_sql = "c.id IN (SELECT value FROM json_each(%s))"
+        # SQLite keeps dates as ISO text, which date() shifts.
+        then = f"date(s.as_of, '-{days} days')"
+        earliest = f"date(s.as_of, '-{slack} days')"
+        ids_sql = "k.id IN (SELECT value FROM json_each(%s))"
         params = [json.dumps(list(customer_ids or []))]
     if customer_ids is None:
         ids_sql, params = "1 = 1", []
+    elif not customer_ids:
+        return
 
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
-            _CURRENT_UPSERT.format(then=then, earliest=earliest, ids=ids_sql), params
+            _CURRENT_UPDATE.format(then=then, earliest=earliest, ids=ids_sql), params
         )
         if removed:
-            cursor.execute(_CURRENT_ORPHANS.format(ids=ids_sql), params)
+            cursor.execute(_CURRENT_CLEAR.format(ids=ids_sql), params)
 
 
 def forget_band_tallies(*, days: Sequence[date] | None = None) -> None:

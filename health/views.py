@@ -77,7 +77,9 @@ def _page(request, customers):
     except ValueError:
         size = DEFAULT_PAGE_SIZE
     size = min(max(size, 10), PAGE_SIZES[-1])
-    return Paginator(customers, size).get_page(request.GET.get("page"))
+    page = Paginator(customers, size).get_page(request.GET.get("page"))
+    page.object_list = selectors.add_overridden_bands(page.object_list)
+    return page
 
 
 # --- Lists -------------------------------------------------------------------
@@ -511,17 +513,14 @@ def dashboard(request):
     as_of = selectors.latest_as_of()
     scores = selectors.customer_scores(as_of)
 
-    mix_now = selectors.band_mix(scores)
+    books, mix_now = selectors.books_and_band_mix(scores)
     month_ends = _month_ends(jobs.today())
     by_month = selectors.band_mix_by_month(month_ends)
     months = [(end.strftime("%b %y"), by_month.get(end, {})) for end in month_ends]
     months.append(("Now", mix_now))
 
-    movers = scores.filter(delta__isnull=False).select_related(None)
-    down = list(movers.filter(delta__lt=0).order_by("delta", "name")[:10])
-    up = list(movers.filter(delta__gt=0).order_by("-delta", "name")[:10])
+    down, up = selectors.biggest_movers(scores)
 
-    books = selectors.books_by_owner(scores)
     owners = list(csm_users())
     owner_ids = {user.pk for user in owners}
     others = [pk for pk in books if pk is not None and pk not in owner_ids]

@@ -1,6 +1,7 @@
-"""The tables pages read instead of the snapshots: ``CurrentScore`` (each
-customer's newest official snapshot and its change over 30 days) and
-``BandTally`` (snapshots per band and day, for the monthly band mix).
+"""What pages read instead of the snapshots: each customer's current score
+(its newest official snapshot and the change over 30 days, kept on the
+customer) and ``BandTally`` (snapshots per band and day, for the monthly
+band mix).
 
 Expected changes follow DESIGN.md rule 9: the score as of D minus the score
 of the latest snapshot on or before D-30, if that one is at most 7 days older
@@ -14,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from health import selectors, tuning
-from health.models import BandTally, CurrentScore, Customer, ScoreModel, ScoreSnapshot
+from health.models import BandTally, Customer, ScoreModel, ScoreSnapshot
 from health.services import score_customers
 
 pytestmark = pytest.mark.django_db
@@ -45,8 +46,11 @@ def snapshot(customer, model, as_of, score, band="neutral") -> ScoreSnapshot:
     )
 
 
-def current(customer) -> CurrentScore | None:
-    return CurrentScore.objects.filter(customer=customer).first()
+def current(customer) -> tuple:
+    """(scored on, score, band, score 30 days ago, change) as stored."""
+    return Customer.objects.values_list(
+        "scored_on", "current_score", "current_band", "score_30d_ago", "delta_30d"
+    ).get(pk=customer.pk)
 
 
 def test_current_score_is_the_newest_snapshot_with_its_change_over_30_days(
@@ -54,15 +58,13 @@ def test_current_score_is_the_newest_snapshot_with_its_change_over_30_days(
 ):
     snapshot(customer, model, D - timedelta(days=60), 20.0, "unhealthy")
     # D-30 is 03-01; 02-26 is three days older, within the seven allowed.
-    baseline = snapshot(customer, model, date(2026, 2, 26), 50.5)
-    newest = snapshot(customer, model, D, 62.0, "healthy")
+    snapshot(customer, model, date(2026, 2, 26), 50.5)
+    snapshot(customer, model, D, 62.0, "healthy")
 
-    row = current(customer)
+    scored_on, score, band, then, delta = current(customer)
 
-    assert row.snapshot_id == newest.pk
-    assert (row.as_of, row.score, row.band) == (D, 62.0, "healthy")
-    assert row.score_30d_ago == baseline.score
-    assert row.delta_30d == pytest.approx(11.5)
+    assert (scored_on, score, band, then) == (D, 62.0, "healthy", 50.5)
+    assert delta == pytest.approx(11.5)
 
 
 def test_a_baseline_more_than_seven_days_before_d_minus_30_gives_no_change(
@@ -72,36 +74,25 @@ def test_a_baseline_more_than_seven_days_before_d_minus_30_gives_no_change(
     snapshot(customer, model, date(2026, 2, 21), 50.0)
     snapshot(customer, model, D, 62.0, "healthy")
 
-    row = current(customer)
-
-    assert (row.score_30d_ago, row.delta_30d) == (None, None)
+    assert current(customer) == (D, 62.0, "healthy", None, None)
 
 
 def test_an_unscored_end_gives_no_change(customer, model):
     snapshot(customer, model, D - timedelta(days=30), 50.0)
     snapshot(customer, model, D, None, "unscored")
 
-    row = current(customer)
-
-    assert (row.score, row.band, row.score_30d_ago, row.delta_30d) == (
-        None,
-        "unscored",
-        50.0,
-        None,
-    )
+    assert current(customer) == (D, None, "unscored", 50.0, None)
 
 
 def test_scoring_an_older_day_keeps_the_newest_and_updates_its_change(customer, model):
     snapshot(customer, model, D - timedelta(days=30), 55.0)
-    newest = snapshot(customer, model, D, 70.0, "healthy")
-    assert current(customer).delta_30d == pytest.approx(15.0)
+    snapshot(customer, model, D, 70.0, "healthy")
+    assert current(customer)[4] == pytest.approx(15.0)
 
     # The customer has no inputs: re-scoring D-30 makes it unscored that day.
     score_customers(customer_ids=[customer.pk], as_of=D - timedelta(days=30))
 
-    row = current(customer)
-    assert row.snapshot_id == newest.pk
-    assert (row.score, row.score_30d_ago, row.delta_30d) == (70.0, None, None)
+    assert current(customer) == (D, 70.0, "healthy", None, None)
 
 
 def test_scoring_a_newer_day_moves_the_current_score(customer, model):
@@ -109,28 +100,24 @@ def test_scoring_a_newer_day_moves_the_current_score(customer, model):
 
     score_customers(customer_ids=[customer.pk], as_of=D)
 
-    row = current(customer)
-    written = ScoreSnapshot.objects.get(customer=customer, as_of=D)
-    assert (row.snapshot_id, row.as_of, row.band) == (written.pk, D, "unscored")
-    assert row.score_30d_ago == 55.0
+    assert current(customer) == (D, None, "unscored", 55.0, None)
 
 
 def test_a_draft_snapshot_becomes_current_only_when_its_model_is_published(
     customer, model, admin_user
 ):
-    official = snapshot(customer, model, D - timedelta(days=1), 40.0)
+    snapshot(customer, model, D - timedelta(days=1), 40.0)
     draft = tuning.clone_model(model=model, author=admin_user)
-    tried = snapshot(customer, draft, D, 90.0, "very_healthy")
-    assert current(customer).snapshot_id == official.pk
+    snapshot(customer, draft, D, 90.0, "very_healthy")
+    assert current(customer)[:3] == (D - timedelta(days=1), 40.0, "neutral")
 
     tuning.publish_model(model=draft, author=admin_user, note="Tried on March")
 
-    row = current(customer)
-    assert (row.snapshot_id, row.score, row.model_id) == (tried.pk, 90.0, draft.pk)
+    assert current(customer)[:3] == (D, 90.0, "very_healthy")
 
 
 def test_a_customer_who_churned_falls_back_to_the_snapshot_before(customer, model):
-    before = snapshot(customer, model, D - timedelta(days=10), 45.0)
+    snapshot(customer, model, D - timedelta(days=10), 45.0)
     snapshot(customer, model, D, 47.0)
     customer.churned_on = D - timedelta(days=5)
     customer.save()
@@ -138,7 +125,7 @@ def test_a_customer_who_churned_falls_back_to_the_snapshot_before(customer, mode
     # Not a customer on D any more: scoring D removes that day's snapshot.
     score_customers(customer_ids=[customer.pk], as_of=D)
 
-    assert current(customer).snapshot_id == before.pk
+    assert current(customer)[:2] == (D - timedelta(days=10), 45.0)
 
 
 def test_a_customer_left_without_snapshots_has_no_current_score(customer, model):
@@ -148,8 +135,19 @@ def test_a_customer_left_without_snapshots_has_no_current_score(customer, model)
 
     score_customers(customer_ids=[customer.pk], as_of=D)
 
-    assert current(customer) is None
+    assert current(customer) == (None, None, None, None, None)
     assert not ScoreSnapshot.objects.filter(customer=customer).exists()
+
+
+def test_saving_a_customer_loaded_before_a_rescore_keeps_the_new_score(customer, model):
+    loaded = Customer.objects.get(pk=customer.pk)
+    snapshot(customer, model, D, 47.0)
+
+    loaded.name = "Acme Inc"
+    loaded.save()
+
+    assert current(customer)[:2] == (D, 47.0)
+    assert Customer.objects.get(pk=customer.pk).name == "Acme Inc"
 
 
 def test_pages_sort_by_the_stored_change(client, csm, model):
@@ -217,3 +215,62 @@ def test_deleting_a_customer_forgets_the_tallies(customer, model):
 
     assert not BandTally.objects.exists()
     assert selectors.band_mix_by_month([D]) == {}
+
+
+# --- The migration that fills the current scores ----------------------------
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_migration_fills_current_scores_from_the_snapshots_stored():
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("health", "0007_current_scores")]
+    after = [("health", "0009_fill_current_scores")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    OldCustomer = apps.get_model("health", "Customer")
+    Model = apps.get_model("health", "ScoreModel")
+    Snapshot = apps.get_model("health", "ScoreSnapshot")
+    official = Model.objects.get(status="active", segment="")
+    draft = Model.objects.create(name="Try", version=1, status="draft")
+    acme = OldCustomer.objects.create(name="Acme", external_id="ACME")
+    late = OldCustomer.objects.create(name="Late", external_id="LATE")
+    OldCustomer.objects.create(name="Never", external_id="NEVER")
+    for customer, model, as_of, score, band in [
+        # D-30 is 03-01: 02-22 is seven days older, the oldest allowed.
+        (acme, official, date(2026, 2, 22), 50.5, "neutral"),
+        (acme, official, D, 62.0, "healthy"),
+        (acme, draft, D + timedelta(days=1), 99.0, "very_healthy"),
+        # 02-21 is eight days older: no change.
+        (late, official, date(2026, 2, 21), 30.0, "unhealthy"),
+        (late, official, D, 35.0, "unhealthy"),
+    ]:
+        Snapshot.objects.create(
+            customer=customer,
+            model=model,
+            as_of=as_of,
+            score=score,
+            band=band,
+            coverage=1,
+        )
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+
+    rows = {
+        row[0]: row[1:]
+        for row in Customer.objects.values_list(
+            "external_id",
+            "scored_on",
+            "current_score",
+            "current_band",
+            "score_30d_ago",
+            "delta_30d",
+        )
+    }
+    assert rows["ACME"][:4] == (D, 62.0, "healthy", 50.5)
+    assert rows["ACME"][4] == pytest.approx(11.5)
+    assert rows["LATE"] == (D, 35.0, "unhealthy", None, None)
+    assert rows["NEVER"] == (None, None, None, None, None)

@@ -321,6 +321,27 @@ def test_list_pages_mark_the_overridden_band(client, csm, url_name):
     assert html.count("overridden; computed Neutral") == 1
 
 
+def test_dashboard_movers_mark_the_overridden_band(client, csm, manager):
+    falling = account("Falling", owner=csm)
+    # 30 days ago 50.0, today 35.0: down 15 points, now unhealthy.
+    ScoreSnapshot.objects.filter(customer=falling, as_of=today()).update(
+        score=35.0, band="unhealthy"
+    )
+    ScoreSnapshot.objects.get(customer=falling, as_of=today()).save()
+    tuning.override_band(customer=falling, band="neutral", reason=REASON, by=csm)
+    client.force_login(manager)
+
+    response = client.get(reverse("dashboard"))
+
+    [mover] = response.context["down"]
+    assert (mover.name, mover.band, mover.overridden_band) == (
+        "Falling",
+        "unhealthy",
+        "neutral",
+    )
+    assert mover.delta == pytest.approx(-15.0)
+
+
 @pytest.mark.parametrize("url_name", ["my-book", "customer-list"])
 def test_overrides_cost_the_list_pages_no_query(client, csm, url_name):
     customers = [account(f"Customer {n:02d}", owner=csm) for n in range(12)]
