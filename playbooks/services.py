@@ -426,8 +426,11 @@ def _handle_band_changes_once(
     """``handle_band_changes`` for changes of distinct customers."""
     newest_ids = selectors.newest_snapshot_ids(c[0] for c in changes)
     wanted_ids = set(newest_ids.values()) | {c[1] for c in changes if c[1]}
-    snapshots = ScoreSnapshot.objects.select_related("customer__owner").in_bulk(
-        wanted_ids
+    # The breakdowns are the bulk of a snapshot and nothing here reads them.
+    snapshots = (
+        ScoreSnapshot.objects.select_related("customer__owner")
+        .defer("breakdown")
+        .in_bulk(wanted_ids)
     )
 
     current: list[ScoreSnapshot] = []
