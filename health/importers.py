@@ -5,15 +5,21 @@ Each kind is one declarative ``Spec``: its columns, the parser of each, which
 are required, its natural key and the rules that span columns. The rules of
 a kind therefore read in one place, in ``SPECS``.
 
-An import makes two passes over the file, streaming it both times:
+An import reads the file once and writes in two steps, all in one
+transaction:
 
-1. *validate*: parse every row, resolve references (customers, users,
-   metrics, roles) against maps loaded once, and collect every bad row. Only
-   compact data is kept: the natural keys seen (to catch a key twice in one
-   file), the numbers of bad lines and the error messages.
-2. *write*: in one transaction, parse the good rows again and, a batch at a
-   time, compare them with what is stored under the same natural keys, then
-   create or update in bulk. A dry run compares without writing.
+1. *validate*: stream the file, parse every row once, resolve references
+   (customers, users, metrics, roles) against maps loaded once, and collect
+   every bad row. The good rows, as parsed, go where step 2 reads them: on
+   PostgreSQL, for the kinds ``import_staging`` takes (readings, tickets,
+   NPS, opportunities), a TEMP table filled by COPY; otherwise a spool file,
+   a batch at a time. Otherwise only compact data is kept: the natural keys
+   seen (to catch a key twice in one file), the numbers of bad lines and the
+   error messages.
+2. *write*: compare the good rows with what is stored under the same
+   natural keys, then create or update: in sets from the staging table, or
+   in bulk a batch at a time from the spool. A dry run compares without
+   writing.
 
 A file with a bad row writes nothing unless the bad rows are to be skipped.
 Natural keys make a second import of the same file change nothing.
@@ -27,15 +33,17 @@ import csv
 import io
 import logging
 import math
+import pickle
 import re
+import tempfile
 import zipfile
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from contextlib import closing, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -44,7 +52,8 @@ from django.core.validators import validate_email
 from django.db import models, transaction
 from django.utils import timezone
 
-from health import jobs
+from health import import_staging, jobs
+from health.import_staging import Counts
 from health.models import (
     Customer,
     ImportBatch,
@@ -171,9 +180,12 @@ class Lookups:
         self.metrics: dict[str, tuple[int, str]] = {}
         # metric id -> (key, unit), for the range a reading may take.
         self.metric_units: dict[int, tuple[str, str]] = {}
+        # metric id -> (lowest, highest or None) or None, from its unit.
+        self.reading_ranges: dict[int, tuple[float, float | None] | None] = {}
         self.roles: dict[str, int] = {}
         # Moments after this are in the future. A day of slack covers clocks
-        # and time zones; fixed once, so both passes agree on every row.
+        # and time zones; fixed once, so a row reads the same if pass one
+        # starts again.
         self.latest = timezone.now() + FUTURE_SLACK
 
         if "customers" in needs:
@@ -200,6 +212,7 @@ class Lookups:
             ):
                 self.metrics[key] = (pk, source)
                 self.metric_units[pk] = (key, unit)
+                self.reading_ranges[pk] = reading_range(key, unit)
         if "roles" in needs:
             self.roles = dict(
                 Group.objects.filter(name__in=ROLES).values_list("name", "pk")
@@ -327,6 +340,14 @@ def iso_date(value: str, lookups: Lookups) -> date:
     which or the file proves it; an Excel serial in a spreadsheet. A
     date-time at exactly midnight is its date (spreadsheets store dates as
     date-times); any other time of day is refused, not dropped."""
+    if len(value) == 10 and value[4] == "-" == value[7]:
+        # Most cells are plain YYYY-MM-DD, which fromisoformat reads fastest.
+        # Of this shape it takes ASCII digits and real days only; anything
+        # else it refuses goes the long way, to be read or named.
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
     if ISO_DATE.fullmatch(value):
         return _iso_calendar_date(value)
     match = NUMERIC_DATE.fullmatch(value)
@@ -424,7 +445,10 @@ def _not_finite(value: str, text: str) -> BadValue:
 
 
 def number(value: str, lookups: Lookups) -> float:
-    text = _number_text(value, lookups)
+    options = lookups.options
+    plain = not (options.decimal_comma or options.thousands_separator)
+    # Without a decimal comma or thousands separator the text is Python's.
+    text = value if plain else _number_text(value, lookups)
     try:
         result = float(text)
     except ValueError:
@@ -511,6 +535,8 @@ def choice(choices: type[models.TextChoices]) -> Parser:
 def customer(value: str, lookups: Lookups) -> int:
     by = lookups.options.customer_field
     pk = lookups.customers.get(_customer_key(by, value))
+    if pk is not None and pk != AMBIGUOUS:
+        return pk
     label = "external id" if by == "external_id" else CUSTOMER_FIELDS[by]
     if pk is None:
         raise BadValue(f"no customer has {label} {shown(value)}")
@@ -592,8 +618,13 @@ class Spec:
         by_field = {c.field: c.name for c in self.columns}
         return [by_field[f] for f in self.key]
 
+    @property
+    def fields(self) -> list[str]:
+        """The fields of a parsed row, in column order."""
+        return [c.field for c in self.columns]
+
     def key_of(self, values: dict[str, Any]) -> tuple:
-        return tuple(values[f] for f in self.key)
+        return tuple([values[f] for f in self.key])
 
 
 def not_before(earlier: str, later: str, later_column: str) -> RowCheck:
@@ -649,12 +680,14 @@ def reading_range(key: str, unit: str) -> tuple[float, float | None] | None:
 def reading_in_range(
     values: dict[str, Any], lookups: Lookups
 ) -> tuple[str, str] | None:
-    key, unit = lookups.metric_units[values["metric_id"]]
-    bounds = reading_range(key, unit)
+    bounds = lookups.reading_ranges[values["metric_id"]]
     if bounds is None:
         return None
     low, high = bounds
     value = values["value"]
+    if low <= value and (high is None or value <= high):
+        return None
+    key, unit = lookups.metric_units[values["metric_id"]]
     if high is None and value < low:
         return "value", f"'{value:g}' is negative ({key}, unit {unit})"
     if value < low or (high is not None and value > high):
@@ -1010,8 +1043,9 @@ class Source:
                 for count, cells in enumerate(reader, start=1):
                     # A quoted cell may span lines; a row starts on the line
                     # after the end of the one before.
-                    if any(cell.strip() for cell in cells):
-                        yield line, [cell.strip() for cell in cells]
+                    cells = [cell.strip() for cell in cells]
+                    if any(cells):
+                        yield line, cells
                     line = reader.line_num + 1
                     if progress and count % PROGRESS_EVERY == 0:
                         progress("checking", raw.tell(), size)
@@ -1134,6 +1168,11 @@ class Layout:
     date_positions: list[tuple[int, dict[str, str] | None]] = field(
         default_factory=list
     )
+    # Each column of the spec with its position, constant and value map:
+    # what parse_row walks for every row, zipped once.
+    sources: list[tuple[Column, int | None, str | None, dict[str, str] | None]] = field(
+        default_factory=list
+    )
 
     def present_fields(self, spec: Spec) -> list[str]:
         """The fields the file gives a value for. A column a profile does
@@ -1237,6 +1276,15 @@ def layout_for(
         width=len(names),
     )
     layout.set_date_positions(spec)
+    layout.sources = list(
+        zip(
+            spec.columns,
+            layout.positions,
+            layout.constants,
+            layout.value_maps,
+            strict=True,
+        )
+    )
     return layout
 
 
@@ -1282,17 +1330,18 @@ def parse_row(
 
     missing_values = lookups.options.missing_values
     values: dict[str, Any] = {}
-    for column, position, constant, value_map in zip(
-        spec.columns,
-        layout.positions,
-        layout.constants,
-        layout.value_maps,
-        strict=True,
-    ):
-        if position is not None:
-            value = _cell(cells, position, value_map)
-        else:
+    # Runs for every row of every file: the cell is read inline (as _cell
+    # does) and the lower-case copy made only when missing words are set.
+    count = len(cells)
+    for column, position, constant, value_map in layout.sources:
+        if position is None:
             value = constant or ""
+        elif position < count:
+            value = cells[position]
+            if value_map is not None and value:
+                value = value_map.get(_normal(value), value)
+        else:
+            value = ""
         if isinstance(value, UnsavedFormula):
             problems.append(Problem(line, column.name, UNSAVED_FORMULA))
             continue
@@ -1300,7 +1349,7 @@ def parse_row(
             # PostgreSQL's text cannot hold NUL; no database keeps it here.
             problems.append(Problem(line, column.name, "contains a NUL character"))
             continue
-        if not value or value.lower() in missing_values:
+        if not value or (missing_values and value.lower() in missing_values):
             if column.required:
                 problems.append(Problem(line, column.name, "is required"))
             values[column.field] = column.default
@@ -1371,6 +1420,18 @@ class Validation:
     bad_lines: set[int] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
     rejects_path: Path | None = None
+    # The first good rows, for the preview.
+    first_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RowSink(Protocol):
+    """Where pass one hands each good row, so that no row is parsed twice:
+    a Spool here, or a PostgreSQL staging table (``import_staging``)."""
+
+    def add(self, values: dict[str, Any]) -> None: ...
+
+    def reset(self) -> None:
+        """Forget the rows added so far: pass one starts again."""
 
 
 class RejectsFile:
@@ -1406,9 +1467,11 @@ def validate(
     rejects_path: Path | None = None,
     mapping: Mapping | None = None,
     progress: Progress | None = None,
+    keep: RowSink | None = None,
 ) -> Validation:
     """Pass one: every bad row of the file, without writing to the database.
-    With ``rejects_path``, bad rows are copied there with their reasons.
+    With ``rejects_path``, bad rows are copied there with their reasons;
+    with ``keep``, good rows are handed to it as they are found.
 
     Learns the date order from the file (``infer_date_order``) the first
     time a date reads either way and the import does not say which.
@@ -1423,11 +1486,17 @@ def validate(
     layout = layout_for(spec, source.name, header, mapping)
 
     try:
-        return _validate_rows(spec, source, layout, lookups, rejects_path, progress)
+        return _validate_rows(
+            spec, source, layout, lookups, rejects_path, progress, keep
+        )
     except DateOrderNeeded:
         order = infer_date_order(source, layout)
         lookups.options = replace(lookups.options, date_order=order)
-        return _validate_rows(spec, source, layout, lookups, rejects_path, progress)
+        if keep is not None:
+            keep.reset()
+        return _validate_rows(
+            spec, source, layout, lookups, rejects_path, progress, keep
+        )
 
 
 def _validate_rows(
@@ -1437,10 +1506,15 @@ def _validate_rows(
     lookups: Lookups,
     rejects_path: Path | None,
     progress: Progress | None,
+    keep: RowSink | None,
 ) -> Validation:
     seen: dict[Hashable, int] = {}
     key_names = ", ".join(spec.key_columns)
     result = Validation(layout=layout)
+    first_rows = result.first_rows
+    # Looked up once: this loop runs for every row of the file.
+    compact_key, key_of = spec.compact_key, spec.key_of
+    add = keep.add if keep is not None else None
 
     with closing(source.rows(progress)) as rows:
         _, header = next(rows)
@@ -1449,11 +1523,15 @@ def _validate_rows(
             for line, cells in rows:
                 values, problems = parse_row(spec, layout, line, cells, lookups)
                 if values is not None:
-                    key = spec.compact_key(spec.key_of(values))
+                    key = compact_key(key_of(values))
                     earlier = seen.get(key)
                     if earlier is None:
                         seen[key] = line
                         result.good += 1
+                        if add is not None:
+                            add(values)
+                        if len(first_rows) < PREVIEW_ROWS:
+                            first_rows.append(values)
                         continue
                     reason = f"same {key_names} as line {earlier}"
                     problems = [Problem(line, spec.key_columns[0], reason)]
@@ -1471,14 +1549,6 @@ def _validate_rows(
 
 
 # --- Writing -----------------------------------------------------------------
-
-
-@dataclass
-class Counts:
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    customer_ids: set[int] = field(default_factory=set)
 
 
 def _stored(
@@ -1631,29 +1701,103 @@ def _sync_users(
     return counts
 
 
-def _batches(
-    spec: Spec, source: Source, validation: Validation, lookups: Lookups
-) -> Iterator[list[dict[str, Any]]]:
-    """Pass two's input: the good rows again, BATCH_SIZE at a time."""
-    chunk: list[dict[str, Any]] = []
-    with closing(source.rows()) as rows:
-        next(rows)
-        for line, cells in rows:
-            if line in validation.bad_lines:
-                continue
-            values, problems = parse_row(spec, validation.layout, line, cells, lookups)
-            if values is None:
-                # The file or the database changed between the two passes.
-                raise ImportFailed(
-                    f"{source.name} changed during the import",
-                    [str(problems[0])],
-                )
-            chunk.append(values)
-            if len(chunk) >= BATCH_SIZE:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
+class Spool:
+    """The good rows of pass one, kept for pass two in a temporary file a
+    batch at a time: each row is parsed once, and memory holds one batch
+    whatever the size of the file."""
+
+    def __init__(self, fields: list[str]) -> None:
+        self.fields = fields
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self.pending: list[tuple] = []
+
+    def add(self, values: dict[str, Any]) -> None:
+        self.pending.append(tuple([values[name] for name in self.fields]))
+        if len(self.pending) >= BATCH_SIZE:
+            self._dump()
+
+    def _dump(self) -> None:
+        pickle.dump(self.pending, self.file, pickle.HIGHEST_PROTOCOL)
+        self.pending = []
+
+    def reset(self) -> None:
+        self.pending = []
+        self.file.seek(0)
+        self.file.truncate()
+
+    def batches(self) -> Iterator[list[dict[str, Any]]]:
+        """The rows added, as parsed, BATCH_SIZE at a time."""
+        if self.pending:
+            self._dump()
+        self.file.seek(0)
+        while True:
+            try:
+                # Only this process wrote the file, a moment ago.
+                rows = pickle.load(self.file)  # noqa: S301
+            except EOFError:
+                return
+            yield [dict(zip(self.fields, row, strict=True)) for row in rows]
+
+    def close(self) -> None:
+        self.file.close()
+
+
+@contextmanager
+def _row_sink(spec: Spec) -> Iterator[import_staging.Staging | Spool]:
+    """Where pass one keeps the good rows of a kind: a staging table when
+    ``import_staging`` takes the kind (PostgreSQL; call inside the import's
+    transaction), else a spool."""
+    if import_staging.supports(spec.model, spec.key, spec.fields):
+        yield import_staging.Staging(spec.model, spec.fields, spec.key)
+        return
+    spool = Spool(spec.fields)
+    try:
+        yield spool
+    finally:
+        spool.close()
+
+
+def _write(
+    spec: Spec,
+    sink: import_staging.Staging | Spool,
+    batch: ImportBatch | None,
+    lookups: Lookups,
+    fields: list[str],
+    total: int,
+    progress: Progress | None,
+) -> Counts:
+    """Pass two: compare the kept rows with what is stored and, unless
+    ``batch`` is None (a dry run), write them. Only ``fields`` (those the
+    file gives) are compared and updated."""
+    write = batch is not None
+    if isinstance(sink, import_staging.Staging):
+        if progress:
+            progress("writing", 0, total)
+        counts = sink.write(
+            present=fields,
+            batch_id=batch.pk if batch else None,
+            write=write,
+            now=timezone.now(),
+        )
+        if progress:
+            progress("writing", total, total)
+        return counts
+
+    counts = Counts()
+    done = 0
+    for rows in sink.batches():
+        if spec.kind == "users":
+            more = _sync_users(spec, rows, lookups, write, fields)
+        else:
+            more = _sync_records(spec, rows, batch, write, fields)
+        counts.new += more.new
+        counts.updated += more.updated
+        counts.unchanged += more.unchanged
+        counts.customer_ids |= more.customer_ids
+        done += len(rows)
+        if progress:
+            progress("writing", done, total)
+    return counts
 
 
 # --- The import --------------------------------------------------------------
@@ -1751,8 +1895,10 @@ def import_file(
     writes the good rows, records an ImportBatch and asks for one re-score of
     the customers whose inputs changed. A dry run writes and enqueues nothing.
 
-    Costs a few queries to load what rows refer to, then about three per
-    BATCH_SIZE rows, plus the re-score.
+    Costs a few queries to load what rows refer to, then on PostgreSQL, for
+    the kinds ``import_staging`` takes, one COPY per COPY_ROWS good rows and
+    a handful of statements; otherwise about three queries per BATCH_SIZE
+    rows. Plus the re-score.
     """
     spec = SPECS[kind]
     if mapping is not None and options is not None:
@@ -1763,17 +1909,79 @@ def import_file(
     source = Source.open(path, options.encoding if options else "", file_name)
     lookups = Lookups(spec.needs, options, spreadsheet=source.spreadsheet)
     writes_rejects = skip_bad_rows and not dry_run
-    validation = validate(
-        spec,
-        source,
-        lookups,
-        rejects_path_for(path) if writes_rejects else None,
-        mapping,
-        progress,
+
+    # The transaction starts before pass one, which may hand the good rows
+    # to a staging table in it: a failed import rolls that back too.
+    with transaction.atomic(), _row_sink(spec) as sink:
+        validation = validate(
+            spec,
+            source,
+            lookups,
+            rejects_path_for(path) if writes_rejects else None,
+            mapping,
+            progress,
+            keep=sink,
+        )
+        report = _report(
+            spec, source, lookups, validation, skip_bad_rows, dry_run, file_name
+        )
+        report.profile = profile
+
+        batch = None
+        if not dry_run:
+            batch = ImportBatch.objects.create(
+                kind=kind, file_name=file_name[:255], created_by_id=user_id
+            )
+            report.batch_id = batch.pk
+        fields = validation.layout.present_fields(spec)
+        counts = _write(spec, sink, batch, lookups, fields, validation.good, progress)
+
+        report.new = counts.new
+        report.updated = counts.updated
+        report.unchanged = counts.unchanged
+        if batch is not None:
+            batch.rows_new = report.new
+            batch.rows_updated = report.updated
+            batch.rows_unchanged = report.unchanged
+            batch.rows_skipped = report.skipped
+            batch.errors = report.errors
+            batch.save(
+                update_fields=[
+                    "rows_new",
+                    "rows_updated",
+                    "rows_unchanged",
+                    "rows_skipped",
+                    "errors",
+                ]
+            )
+            if counts.customer_ids:
+                # One job for every customer the import touched; it runs after
+                # the commit, so it sees the new rows.
+                jobs.request_rescore(sorted(counts.customer_ids))
+                report.rescored = len(counts.customer_ids)
+
+    logger.info(
+        "Import of %s from %s%s: %s",
+        f"{kind} (profile {profile})" if profile else kind,
+        file_name,
+        " (dry run)" if dry_run else "",
+        report.summary,
     )
-    read_as = source.description
-    if lookups.options.date_order:
-        read_as += f", dates {DATE_ORDERS[lookups.options.date_order]}"
+    return report
+
+
+def _report(
+    spec: Spec,
+    source: Source,
+    lookups: Lookups,
+    validation: Validation,
+    skip_bad_rows: bool,
+    dry_run: bool,
+    file_name: str,
+) -> ImportReport:
+    """The report of pass one; ImportFailed when a row is bad and bad rows
+    are not to be skipped. Names the first rows (the preview): one query
+    per kind of reference."""
     errors = [str(problem) for problem in validation.problems]
     if errors and not skip_bad_rows:
         bad = len(validation.bad_lines)
@@ -1784,71 +1992,19 @@ def import_file(
             errors,
         )
 
-    report = ImportReport(
-        kind=kind,
+    read_as = source.description
+    if lookups.options.date_order:
+        read_as += f", dates {DATE_ORDERS[lookups.options.date_order]}"
+    return ImportReport(
+        kind=spec.kind,
         file_name=file_name,
         dry_run=dry_run,
         skipped=len(validation.bad_lines),
         errors=errors,
         rejects_path=validation.rejects_path,
-        profile=profile,
         read_as=read_as,
+        preview=_preview(spec, validation.first_rows) if validation.good else [],
     )
-    customer_ids: set[int] = set()
-    fields = validation.layout.present_fields(spec)
-    with transaction.atomic():
-        batch = None
-        if not dry_run:
-            batch = ImportBatch.objects.create(
-                kind=kind, file_name=file_name[:255], created_by_id=user_id
-            )
-            report.batch_id = batch.pk
-
-        done = 0
-        for rows in _batches(spec, source, validation, lookups):
-            if not report.preview:
-                report.preview = _preview(spec, rows)
-            if kind == "users":
-                counts = _sync_users(spec, rows, lookups, not dry_run, fields)
-            else:
-                counts = _sync_records(spec, rows, batch, not dry_run, fields)
-            report.new += counts.new
-            report.updated += counts.updated
-            report.unchanged += counts.unchanged
-            customer_ids |= counts.customer_ids
-            done += len(rows)
-            if progress:
-                progress("writing", done, validation.good)
-
-        if batch is not None:
-            batch.rows_new = report.new
-            batch.rows_updated = report.updated
-            batch.rows_unchanged = report.unchanged
-            batch.rows_skipped = report.skipped
-            batch.errors = errors
-            batch.save(
-                update_fields=[
-                    "rows_new",
-                    "rows_updated",
-                    "rows_unchanged",
-                    "rows_skipped",
-                    "errors",
-                ]
-            )
-            if customer_ids:
-                # One job for every customer the import touched; it runs after
-                # the commit, so it sees the new rows.
-                jobs.request_rescore(sorted(customer_ids))
-                report.rescored = len(customer_ids)
-
-    logger.info(
-        "Import of %s from %s%s: %s",
-        f"{kind} (profile {profile})" if profile else kind,
-        file_name,
-        " (dry run)" if dry_run else "",
-        report.summary,
-    )
-    return report
 
 
 # --- Undoing an import ---------------------------------------------------------
