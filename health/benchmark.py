@@ -463,8 +463,12 @@ def delete_snapshots_on_each(dates: list[date]) -> None:
         # nightly run: a plan made for the table before a big delete or
         # backfill can scan a whole day's snapshots per chunk.
         cursor.execute("VACUUM ANALYZE health_scoresnapshot")
-    services.refresh_current_scores()
+    # Only customers whose current score was of those dates lose it.
+    affected = Customer.objects.filter(scored_on__in=dates).values_list("pk", flat=True)
+    services.refresh_current_scores(customer_ids=list(affected))
     services.forget_band_tallies(days=dates)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE health_customer")
 
 
 def month_ends_before(day: date, count: int = 12) -> list[date]:
@@ -1118,7 +1122,7 @@ def run_benchmark(
         seconds = run_with_workers(2, lambda: jobs.start_backfill(dates=dates), say)
     result["backfill_12"] = {"seconds": seconds, "mode": mode, "dates": len(dates)}
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE health_scoresnapshot")
+        cursor.execute("VACUUM ANALYZE health_scoresnapshot, health_customer")
     say(f"  {seconds:.1f}s")
 
     say(f"Score all as of {as_of}, inline in a fresh process, no announcing...")
