@@ -291,20 +291,33 @@ def product_counts_subquery():
     return Coalesce(Subquery(products, output_field=IntegerField()), 0)
 
 
+def customers_in_order(customers: QuerySet, ids: Iterable[int]) -> list[Customer]:
+    """The rows of ``customers`` with the given ids, in that order, each with
+    its ``overridden_band``. Two queries.
+
+    A page sorts the whole book on its ids and reads whole rows for the page
+    only: sorting 100,000 whole rows (with their owners joined) cost about
+    three times as much as sorting their ids."""
+    ids = list(ids)
+    rows = customers.filter(pk__in=ids).order_by().in_bulk(ids)
+    return add_overridden_bands(rows[pk] for pk in ids if pk in rows)
+
+
 def biggest_movers(
     customers: QuerySet, count: int = 10
 ) -> tuple[list[Customer], list[Customer]]:
     """The ``count`` rows of ``customer_scores`` whose score fell the most
     over 30 days, and the ``count`` that rose the most; ties by name. Each
-    row has its ``overridden_band``. Three queries: each end is a top-N
-    sort of one pass over the book (ranking both ends in one pass with a
-    window function sorts the whole book, and costs more)."""
+    row has its ``overridden_band``. Four queries: each end is a top-N sort
+    of ids in one pass over the book (ranking both ends in one pass with a
+    window function sorts the whole book, and costs more), then the rows."""
 
-    moved = customers.filter(delta__isnull=False).select_related(None)
+    moved = customers.filter(delta__isnull=False).values_list("pk", flat=True)
     down = list(moved.filter(delta__lt=0).order_by("delta", "name")[:count])
     up = list(moved.filter(delta__gt=0).order_by("-delta", "name")[:count])
-    add_overridden_bands(down + up)
-    return down, up
+    rows = customers_in_order(customers.select_related(None), down + up)
+    fell = set(down)
+    return [c for c in rows if c.pk in fell], [c for c in rows if c.pk not in fell]
 
 
 def band_mix_by_month(month_ends: list[date]) -> dict[date, dict[str, int]]:

@@ -77,8 +77,10 @@ def _page(request, customers):
     except ValueError:
         size = DEFAULT_PAGE_SIZE
     size = min(max(size, 10), PAGE_SIZES[-1])
-    page = Paginator(customers, size).get_page(request.GET.get("page"))
-    page.object_list = selectors.add_overridden_bands(page.object_list)
+    page = Paginator(customers.values_list("pk", flat=True), size).get_page(
+        request.GET.get("page")
+    )
+    page.object_list = selectors.customers_in_order(customers, page.object_list)
     return page
 
 
