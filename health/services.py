@@ -336,9 +336,12 @@ _ROWS_POSTGRESQL = """
         score_then double precision)
 """
 _ROWS_SQLITE = """
-    (SELECT value ->> 'id' AS id, value ->> 'as_of' AS as_of,
-        value ->> 'score' AS score, value ->> 'band' AS band,
-        value ->> 'coverage' AS coverage, value ->> 'score_then' AS score_then
+    (SELECT json_extract(value, '$.id') AS id,
+        json_extract(value, '$.as_of') AS as_of,
+        json_extract(value, '$.score') AS score,
+        json_extract(value, '$.band') AS band,
+        json_extract(value, '$.coverage') AS coverage,
+        json_extract(value, '$.score_then') AS score_then
      FROM json_each(%s)) AS n
 """
 

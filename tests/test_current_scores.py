@@ -274,3 +274,19 @@ def test_the_migration_fills_current_scores_from_the_snapshots_stored():
     assert rows["ACME"][4] == pytest.approx(11.5)
     assert rows["LATE"] == (D, 35.0, "unhealthy", None, None)
     assert rows["NEVER"] == (None, None, None, None, None)
+
+
+def test_a_score_run_writes_the_score_it_computed_and_its_change(model):
+    from tests.test_scoring_db import D as SCORED_ON
+    from tests.test_scoring_db import add_simple_inputs, make_customer
+
+    customer = make_customer("RUN")
+    add_simple_inputs(customer)
+    snapshot(customer, model, SCORED_ON - timedelta(days=30), 50.0)
+
+    score_customers(customer_ids=[customer.pk], as_of=SCORED_ON)
+
+    # test_scoring_db works these inputs out to 61.6, healthy.
+    scored_on, score, band, then, delta = current(customer)
+    assert (scored_on, score, band, then) == (SCORED_ON, 61.6, "healthy", 50.0)
+    assert delta == pytest.approx(11.6)
