@@ -38,17 +38,14 @@ RECOVERY_WINDOW_DAYS = 90
 # --- Snapshots -----------------------------------------------------------------
 
 
-def newest_snapshot(customer_id: int) -> ScoreSnapshot | None:
+def current_band(customer_id: int) -> str | None:
+    """The band of the customer's current score, the one the pages show
+    (None before its first score). One query."""
     return (
-        ScoreSnapshot.objects.filter(customer_id=customer_id)
-        .order_by("-as_of", "-computed_at")
+        Customer.objects.filter(pk=customer_id)
+        .values_list("current_band", flat=True)
         .first()
     )
-
-
-def current_band(customer_id: int) -> str | None:
-    snapshot = newest_snapshot(customer_id)
-    return snapshot.band if snapshot else None
 
 
 @dataclass(frozen=True)
@@ -341,16 +338,11 @@ def effectiveness(today: date | None = None) -> list[PlaybookStats]:
 def customers_matching(
     *, band: str = "", segment: str = "", owner_id: int | None = None
 ):
-    """Current customers by current band, segment and owner; for bulk
-    assignment."""
-    latest = ScoreSnapshot.objects.filter(customer=OuterRef("pk")).order_by(
-        "-as_of", "-computed_at"
-    )
+    """Current customers by the band of their current score (as the pages
+    show it), segment and owner; for bulk assignment."""
     customers = Customer.objects.filter(churned_on__isnull=True).select_related("owner")
     if band:
-        customers = customers.annotate(band=Subquery(latest.values("band")[:1])).filter(
-            band=band
-        )
+        customers = customers.filter(current_band=band)
     if segment:
         customers = customers.filter(segment=segment)
     if owner_id is not None:

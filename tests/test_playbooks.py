@@ -458,6 +458,25 @@ def test_bulk_assignment_gives_each_matching_customer_the_playbook(
     assert Assignment.objects.get(customer=hit).band == "neutral"
 
 
+def test_bulk_selection_by_band_reads_the_current_score_not_a_draft(
+    model, admin_user, csm
+):
+    from health import tuning
+
+    tried = Customer.objects.create(name="Tried", external_id="TRIED", owner=csm)
+    snapshot(tried, model, DAY, "neutral")
+    # A draft tried against the same day leaves a newer, unofficial snapshot.
+    draft = tuning.clone_model(model=model, author=admin_user)
+    snapshot(tried, draft, DAY + timedelta(days=1), "healthy")
+
+    neutral = selectors.customers_matching(band="neutral")
+    healthy = selectors.customers_matching(band="healthy")
+
+    assert [c.name for c in neutral] == ["Tried"]
+    assert list(healthy) == []
+    assert selectors.current_band(tried.pk) == "neutral"
+
+
 def test_reassigning_hands_the_open_tasks_over(customer, manager, csm, other_csm):
     assignment = playbook_services.assign_playbook(
         playbook=Playbook.objects.get(name="Advocacy"), customer=customer
