@@ -69,9 +69,13 @@ def component_problems(
             f"they sum to {counted:g}."
         )
 
-    for key, _, replaces in components:
+    for key, weight, replaces in components:
         if replaces == key:
             problems.append(f"Component {key} cannot replace itself.")
+        # A negative weight would pay points for a bad component and push
+        # scores out of 0-100.
+        if weight is None or weight < 0:
+            problems.append(f"Component {key}: a weight cannot be negative.")
 
     replacements = Counter(replaces for _, _, replaces in components if replaces)
     for replaced, count in sorted(replacements.items()):

@@ -124,6 +124,41 @@ def test_component_weights_must_sum_to_100(admin_client, draft):
     assert draft.components.get(key="adoption").weight == 40
 
 
+def test_a_component_weight_cannot_be_negative(admin_client, draft):
+    # They sum to 100: -10 + 15 + 95.
+    response = admin_client.post(
+        change_url(draft),
+        model_form(
+            draft,
+            adoption={"weight": -10},
+            support={"weight": 15},
+            purchasing={"weight": 95},
+        ),
+    )
+
+    assert response.status_code == 200
+    assert "Component adoption: a weight cannot be negative." in (
+        response.content.decode()
+    )
+    assert draft.components.get(key="adoption").weight == 40
+
+
+def test_publish_refuses_a_draft_with_a_negative_weight(
+    admin_client, draft, default_model
+):
+    draft.components.filter(key="adoption").update(weight=-10)
+    draft.components.filter(key="purchasing").update(weight=85)
+
+    response = admin_client.post(
+        reverse("admin:health_scoremodel_publish", args=[draft.pk]),
+        {"note": "Adoption counts against."},
+    )
+
+    assert response.status_code == 200
+    assert "a weight cannot be negative" in response.content.decode()
+    assert ScoreModel.objects.get(status="active") == default_model
+
+
 def test_a_replacing_components_weight_is_not_counted(admin_client, draft):
     response = admin_client.post(
         change_url(draft),
