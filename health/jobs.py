@@ -151,6 +151,8 @@ def start_backfill(
     Only the newest date announces band changes, so a backfill of history
     assigns no work for the past."""
     dates = sorted(set(dates))
+    for day in dates:
+        services.drop_snapshots_of_non_customers(as_of=day)
     plan = [(day, services.scorable_ids(day)) for day in dates]
     total = sum(len(ids) for _, ids in plan)
     run = services.create_job_run(

@@ -24,6 +24,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from health.inputs import scorable_customers
 from health.models import (
     BandTally,
     Customer,
@@ -179,8 +180,9 @@ HIGH_BANDS = ("healthy", "very_healthy")
 
 
 def customer_scores(as_of: date | None = None) -> QuerySet:
-    """Current customers with their current score under the names the pages
-    use: ``score``, ``band`` (None when never scored), ``coverage``,
+    """Current customers (customers as of today: started, not churned),
+    with their current score under the names the pages use: ``score``,
+    ``band`` (None when never scored), ``coverage``,
     ``scored_on``, the change over 30 days up to that date (``score_then``
     and ``delta``, DESIGN.md rule 9) and ``last_interaction_at``.
     ``as_of`` is accepted for the callers' symmetry and not needed: the
@@ -192,7 +194,7 @@ def customer_scores(as_of: date | None = None) -> QuerySet:
     query.
     """
     return (
-        Customer.objects.filter(churned_on__isnull=True)
+        scorable_customers(today())
         .select_related("owner")
         .annotate(
             score=F("current_score"),

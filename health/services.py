@@ -472,6 +472,30 @@ def stamp_overrides(*, customer_ids: Sequence[int], as_of: date) -> int:
     return stamped
 
 
+def drop_snapshots_of_non_customers(*, as_of: date) -> int:
+    """Delete the snapshots dated ``as_of`` of customers who were not
+    customers that day (churned since, or starting later), so that a run
+    that scores the day again leaves none of them behind; refresh their
+    current scores. Returns how many went. Two queries when none did."""
+    with transaction.atomic():
+        gone = ScoreSnapshot.objects.filter(as_of=as_of).exclude(
+            customer__in=scorable_customers(as_of)
+        )
+        customer_ids = sorted(set(gone.values_list("customer_id", flat=True)))
+        if not customer_ids:
+            return 0
+        count, _ = gone.delete()
+        refresh_current_scores(customer_ids=customer_ids)
+        forget_band_tallies(days=[as_of])
+    logger.info(
+        "Removed %d snapshots of %s of %d former or future customers",
+        count,
+        as_of,
+        len(customer_ids),
+    )
+    return count
+
+
 def scorable_ids(as_of: date) -> list[int]:
     return list(scorable_customers(as_of).order_by("pk").values_list("pk", flat=True))
 

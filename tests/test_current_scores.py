@@ -290,3 +290,53 @@ def test_a_score_run_writes_the_score_it_computed_and_its_change(model):
     scored_on, score, band, then, delta = current(customer)
     assert (scored_on, score, band, then) == (SCORED_ON, 61.6, "healthy", 50.0)
     assert delta == pytest.approx(11.6)
+
+
+# --- Who is a current customer ----------------------------------------------
+
+
+def test_scoring_a_day_again_drops_the_snapshots_of_those_no_longer_customers(
+    customer, model
+):
+    from health import jobs
+
+    stays = Customer.objects.create(name="Stays", external_id="STAYS")
+    snapshot(customer, model, D - timedelta(days=1), 45.0)
+    snapshot(customer, model, D, 47.0)
+    snapshot(stays, model, D, 52.0)
+    # Churned before D after D was scored; a run of D must forget its day.
+    customer.churned_on = D - timedelta(days=3)
+    customer.save()
+
+    jobs.start_score_all(as_of=D)
+
+    assert not ScoreSnapshot.objects.filter(customer=customer, as_of=D).exists()
+    assert current(customer)[:2] == (D - timedelta(days=1), 45.0)
+    # The customer who stays is scored again (no inputs: unscored).
+    assert current(stays)[:3] == (D, None, "unscored")
+
+
+def test_lists_show_the_customers_of_today(client, csm, model):
+    from health.queue import today
+
+    now = today()
+    for name, since, churned in [
+        ("Current", now - timedelta(days=400), None),
+        ("Leaving next month", now - timedelta(days=400), now + timedelta(days=30)),
+        ("Gone", now - timedelta(days=400), now - timedelta(days=1)),
+        ("Starts next year", now + timedelta(days=365), None),
+    ]:
+        customer = Customer.objects.create(
+            name=name,
+            external_id=name,
+            owner=csm,
+            customer_since=since,
+            churned_on=churned,
+        )
+        snapshot(customer, model, now - timedelta(days=2), 50.0)
+    client.force_login(csm)
+
+    response = client.get("/customers/", {"sort": "name"})
+
+    names = [c.name for c in response.context["page"]]
+    assert names == ["Current", "Leaving next month"]
