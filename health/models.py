@@ -2,6 +2,7 @@
 snapshots the scoring jobs write."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
@@ -85,6 +86,20 @@ class Customer(models.Model):
                 if not f.primary_key and f.name not in self.CURRENT_SCORE_FIELDS
             ]
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        # The rules the importer applies to a customers file, so that the
+        # admin form cannot store what an import would refuse.
+        errors = {}
+        if self.arr is not None and self.arr < 0:
+            errors["arr"] = "ARR cannot be negative."
+        if self.customer_since:
+            for name in ("renewal_date", "churned_on"):
+                day = getattr(self, name)
+                if day and day < self.customer_since:
+                    errors[name] = f"{day} is before customer_since."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Metric(models.Model):

@@ -155,3 +155,39 @@ def test_a_user_without_a_role_is_told_why_and_can_log_out(client, outsider):
     page = response.content.decode()
     assert "You have no role in the workbench." in page
     assert reverse("logout") in page
+
+
+def test_the_admin_refuses_a_customer_an_import_would_refuse(client, admin_user):
+    client.force_login(admin_user)
+    customer = Customer.objects.create(
+        name="Acme", external_id="ACME", customer_since=date(2027, 1, 1), arr=100
+    )
+    url = reverse("admin:health_customer_change", args=[customer.pk])
+    form = {
+        "name": "Acme",
+        "external_id": "ACME",
+        "support_id": "",
+        "analytics_id": "",
+        "segment": "",
+        "arr": "-5",
+        "owner": "",
+        "customer_since": "2027-01-01",
+        "renewal_date": "2019-01-01",
+        "churned_on": "",
+    }
+
+    response = client.post(url, form)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "ARR cannot be negative." in html
+    assert "2019-01-01 is before customer_since." in html
+    customer.refresh_from_db()
+    assert (customer.arr, customer.renewal_date) == (100, None)
+
+    form.update(arr="250", renewal_date="2027-06-30")
+    response = client.post(url, form)
+
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert (customer.arr, customer.renewal_date) == (250, date(2027, 6, 30))
