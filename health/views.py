@@ -18,7 +18,7 @@ from django.db.models import F
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from health import jobs, selectors, services, tuning
 from health.forms import (
@@ -87,7 +87,7 @@ def _page(request, customers):
 # --- Lists -------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @role_required
 def home(request):
     """Managers start on the dashboard, everyone else on their book."""
@@ -96,7 +96,7 @@ def home(request):
     return redirect("my-book")
 
 
-@require_GET
+@require_safe
 @role_required
 def my_book(request):
     """The customers the user owns, least healthy first."""
@@ -116,7 +116,7 @@ def my_book(request):
     )
 
 
-@require_GET
+@require_safe
 @role_required
 def customer_list(request):
     """Every current customer: filters, search, sort and pages."""
@@ -197,7 +197,7 @@ FOCUS_LISTS = {
 }
 
 
-@require_GET
+@require_safe
 @role_required
 def focus_list(request, slug: str):
     focus = FOCUS_LISTS.get(slug)
@@ -367,7 +367,7 @@ def _what_changed(now: dict, then: dict) -> list[dict]:
     return sorted(rows, key=lambda row: -abs(row["contribution"]))
 
 
-@require_GET
+@require_safe
 @role_required
 def customer_detail(request, pk: int):
     customer = customer_for(request, pk)
@@ -508,7 +508,7 @@ def _month_ends(today: date, count: int = 12) -> list[date]:
     return ends[::-1]
 
 
-@require_GET
+@require_safe
 @manager_required
 def dashboard(request):
     """Band mix now and by month, the biggest movers, and every CSM's book."""

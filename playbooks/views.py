@@ -7,7 +7,11 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import (
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 
 from health.models import Band
 from playbooks import selectors, services
@@ -68,7 +72,7 @@ def safe_next(request, default: str) -> str:
 # --- CSM pages ---------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @role_required
 def my_tasks(request):
     """The user's open tasks, overdue first."""
@@ -105,7 +109,7 @@ def task_complete(request, pk: int):
     return redirect(safe_next(request, "playbooks:my-tasks"))
 
 
-@require_GET
+@require_safe
 @role_required
 def assignment_detail(request, pk: int):
     assignment = get_assignment(request, pk)
@@ -126,7 +130,7 @@ def assignment_detail(request, pk: int):
 # --- Manager pages -----------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @role_required
 def board(request):
     """Assignments by status, owner and overdue; open ones by default.
@@ -254,7 +258,7 @@ def assignment_cancel(request, pk: int):
     return redirect("playbooks:assignment", pk=pk)
 
 
-@require_GET
+@require_safe
 @role_required
 def effectiveness(request):
     require_manager(request)

@@ -439,3 +439,13 @@ def test_dashboard_costs_the_same_queries_whatever_the_book_size(client, manager
 
     assert len(few) == len(many)
     assert len(many) <= 16
+
+
+def test_pages_answer_head_like_get_without_a_body(client, csm):
+    scored("Acme", {0: 50.0}, owner=csm)
+    client.force_login(csm)
+
+    for name in ["my-book", "customer-list"]:
+        response = client.head(reverse(name))
+        assert response.status_code == 200, name
+        assert response.content == b"", name
