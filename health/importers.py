@@ -1220,8 +1220,9 @@ def layout_for(
     spec: Spec, name: str, header: list[str], mapping: Mapping | None = None
 ) -> Layout:
     """Where each column of the spec sits in the file. Without a mapping the
-    header must be the kind's columns exactly (any order); with one, the
-    mapped headers must be there and the rest are ignored. Missing, unknown
+    header holds the kind's columns (any order), the optional ones if it
+    likes; with one, the mapped headers must be there and the rest are
+    ignored. Missing, unknown
     or repeated headers are an error naming them."""
     names = [_normal(cell) for cell in header]
     while names and not names[-1]:
@@ -1230,14 +1231,17 @@ def layout_for(
 
     problems = []
     if mapping is None:
+        # Optional columns may be left out: a new record takes their
+        # defaults and a stored one keeps its values (``present_fields``).
         expected = spec.header
-        missing = [column for column in expected if column not in names]
+        required = [c.name for c in spec.columns if c.required]
+        missing = [column for column in required if column not in names]
         unknown = [cell or "(empty)" for cell in names if cell not in expected]
         if missing:
             problems.append(f"missing columns: {', '.join(missing)}")
         if unknown:
             problems.append(f"unknown columns: {_listed(unknown)}")
-        wanted = {name: name for name in expected}
+        wanted = {name: name for name in expected if name in names}
     else:
         wanted = {c: _normal(h) for c, h in mapping.columns.items()}
         missing = sorted(

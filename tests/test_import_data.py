@@ -439,6 +439,31 @@ def test_unknown_and_missing_headers_are_named(db, tmp_path, customers):
     assert "unknown columns: amount" in message
 
 
+def test_optional_columns_may_be_left_out_and_keep_stored_values(db, tmp_path):
+    full = csv_file(
+        tmp_path,
+        "full.csv",
+        "external_id,name,segment,arr,owner_email,customer_since,renewal_date,"
+        "churned_on",
+        "X-1,Acme,SMB,1200,,2024-01-01,,",
+    )
+    run_import("customers", full)
+    names_only = csv_file(
+        tmp_path, "names.csv", "name,external_id", "Acme Inc,X-1", "Beta,X-2"
+    )
+
+    out, _ = run_import("customers", names_only)
+
+    assert "1 new, 1 updated, 0 unchanged" in out
+    acme, beta = Customer.objects.order_by("external_id")
+    assert (acme.name, acme.segment, acme.arr) == ("Acme Inc", "SMB", 1200)
+    assert acme.customer_since == date(2024, 1, 1)
+    assert (beta.name, beta.segment, beta.arr) == ("Beta", "", 0)
+    # A required column stays required.
+    no_name = csv_file(tmp_path, "ids.csv", "external_id", "X-3")
+    assert "missing columns: name" in failed_import("customers", no_name)
+
+
 def test_the_same_key_twice_names_both_lines(db, tmp_path, customers):
     path = csv_file(
         tmp_path,
