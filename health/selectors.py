@@ -42,7 +42,7 @@ from health.scoring import round_half_up
 # than the day it stands for, and no more.
 BASELINE_SLACK_DAYS = 7
 # The change the pages show and sort by, kept on each customer's current
-# score (``CurrentScore.delta_30d``).
+# score (``Customer.delta_30d``).
 CURRENT_DELTA_DAYS = 30
 
 
@@ -179,14 +179,12 @@ LOW_BANDS = ("very_unhealthy", "unhealthy")
 HIGH_BANDS = ("healthy", "very_healthy")
 
 
-def customer_scores(as_of: date | None = None) -> QuerySet:
+def customer_scores() -> QuerySet:
     """Current customers (customers as of today: started, not churned),
     with their current score under the names the pages use: ``score``,
     ``band`` (None when never scored), ``coverage``,
     ``scored_on``, the change over 30 days up to that date (``score_then``
     and ``delta``, DESIGN.md rule 9) and ``last_interaction_at``.
-    ``as_of`` is accepted for the callers' symmetry and not needed: the
-    score is each customer's newest.
 
     The scores are columns of the customer (``refresh_current_scores``
     keeps them), so a whole book filters and sorts without reading a

@@ -154,11 +154,8 @@ def score_customers(
     with transaction.atomic():
         # A score-all chunk holds only scorable customers: nothing to delete,
         # and no query to find that out.
-        removed = len(scored_ids) < len(set(ids))
-        if removed:
-            ScoreSnapshot.objects.filter(customer_id__in=ids, as_of=as_of).exclude(
-                customer_id__in=scored_ids
-            ).delete()
+        if len(scored_ids) < len(set(ids)):
+            drop_snapshots_of_non_customers(as_of=as_of, customer_ids=ids)
         upsert_snapshots(snapshots)
         stamp_overrides(customer_ids=scored_ids, as_of=as_of)
         # A draft's snapshots are not anyone's score: they change neither
@@ -167,11 +164,8 @@ def score_customers(
             newest = [s for s in snapshots if s.customer_id in baselines]
             set_current_scores(newest, baselines)
             # An older day may be the start of a newer score's change.
-            others = set(ids) - {s.customer_id for s in newest}
-            refresh_current_scores(customer_ids=sorted(others), removed=removed)
-            forget_band_tallies(days=[as_of])
-        elif removed:
-            refresh_current_scores(customer_ids=ids)
+            others = set(scored_ids) - {s.customer_id for s in newest}
+            refresh_current_scores(customer_ids=sorted(others), removed=False)
             forget_band_tallies(days=[as_of])
         if announce:
             changes = [
@@ -283,33 +277,35 @@ def upsert_snapshots(snapshots: list[NewSnapshot]) -> None:
         s.computed_at = now
 
 
-# Each customer's newest official snapshot, for the customers whose ids are
-# in {ids}, with the score of the snapshot its change over 30 days starts
-# from (DESIGN.md rule 9). The scalar subqueries are index probes on
-# (customer, as_of).
-_CURRENT_UPDATE = """
+# Writes the current score of each row of {rows}: (id, as_of, score, band,
+# coverage, score_then), score_then being the score the change over 30 days
+# starts from (DESIGN.md rule 9).
+_CURRENT_SET = """
     UPDATE health_customer AS c SET
         current_score = n.score, current_band = n.band,
         current_coverage = n.coverage, scored_on = n.as_of,
         score_30d_ago = n.score_then, delta_30d = n.score - n.score_then
-    FROM (
-        SELECT s.customer_id, s.as_of, s.score, s.band, s.coverage, (
-            SELECT t.score FROM health_scoresnapshot t
-            JOIN health_scoremodel tm ON tm.id = t.model_id
-            WHERE t.customer_id = s.customer_id AND tm.status <> 'draft'
-                AND t.as_of <= {then} AND t.as_of >= {earliest}
-            ORDER BY t.as_of DESC, t.computed_at DESC, t.id DESC LIMIT 1
-        ) AS score_then
-        FROM health_scoresnapshot s
-        WHERE s.id IN (
-            SELECT (
-                SELECT n.id FROM health_scoresnapshot n
-                JOIN health_scoremodel nm ON nm.id = n.model_id
-                WHERE n.customer_id = k.id AND nm.status <> 'draft'
-                ORDER BY n.as_of DESC, n.computed_at DESC, n.id DESC LIMIT 1)
-            FROM health_customer k WHERE {ids})
-    ) AS n
-    WHERE c.id = n.customer_id
+    FROM {rows} WHERE c.id = n.id
+"""
+# Those rows for the customers whose ids are in {ids}, from each one's newest
+# official snapshot. The scalar subqueries are index probes on (customer,
+# as_of).
+_NEWEST_ROWS = """
+    (SELECT s.customer_id AS id, s.as_of, s.score, s.band, s.coverage, (
+        SELECT t.score FROM health_scoresnapshot t
+        JOIN health_scoremodel tm ON tm.id = t.model_id
+        WHERE t.customer_id = s.customer_id AND tm.status <> 'draft'
+            AND t.as_of <= {then} AND t.as_of >= {earliest}
+        ORDER BY t.as_of DESC, t.computed_at DESC, t.id DESC LIMIT 1
+    ) AS score_then
+    FROM health_scoresnapshot s
+    WHERE s.id IN (
+        SELECT (
+            SELECT n.id FROM health_scoresnapshot n
+            JOIN health_scoremodel nm ON nm.id = n.model_id
+            WHERE n.customer_id = k.id AND nm.status <> 'draft'
+            ORDER BY n.as_of DESC, n.computed_at DESC, n.id DESC LIMIT 1)
+        FROM health_customer k WHERE {ids})) AS n
 """
 
 _CURRENT_CLEAR = """
@@ -322,14 +318,6 @@ _CURRENT_CLEAR = """
         WHERE n.customer_id = k.id AND nm.status <> 'draft')
 """
 
-
-_CURRENT_SET = """
-    UPDATE health_customer AS c SET
-        current_score = n.score, current_band = n.band,
-        current_coverage = n.coverage, scored_on = n.as_of,
-        score_30d_ago = n.score_then, delta_30d = n.score - n.score_then
-    FROM {rows} WHERE c.id = n.id
-"""
 _ROWS_POSTGRESQL = """
     jsonb_to_recordset(%s::jsonb) AS n(id bigint, as_of date,
         score double precision, band text, coverage double precision,
@@ -401,9 +389,8 @@ def refresh_current_scores(
         return
 
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            _CURRENT_UPDATE.format(then=then, earliest=earliest, ids=ids_sql), params
-        )
+        rows = _NEWEST_ROWS.format(then=then, earliest=earliest, ids=ids_sql)
+        cursor.execute(_CURRENT_SET.format(rows=rows), params)
         if removed:
             cursor.execute(_CURRENT_CLEAR.format(ids=ids_sql), params)
 
@@ -472,15 +459,20 @@ def stamp_overrides(*, customer_ids: Sequence[int], as_of: date) -> int:
     return stamped
 
 
-def drop_snapshots_of_non_customers(*, as_of: date) -> int:
+def drop_snapshots_of_non_customers(
+    *, as_of: date, customer_ids: Sequence[int] | None = None
+) -> int:
     """Delete the snapshots dated ``as_of`` of customers who were not
-    customers that day (churned since, or starting later), so that a run
-    that scores the day again leaves none of them behind; refresh their
-    current scores. Returns how many went. Two queries when none did."""
+    customers that day (churned since, or starting later), among
+    ``customer_ids`` or all, so that scoring the day again leaves none of
+    them behind; refresh their current scores. Returns how many went. Two
+    queries when none did."""
     with transaction.atomic():
         gone = ScoreSnapshot.objects.filter(as_of=as_of).exclude(
             customer__in=scorable_customers(as_of)
         )
+        if customer_ids is not None:
+            gone = gone.filter(customer_id__in=list(customer_ids))
         customer_ids = sorted(set(gone.values_list("customer_id", flat=True)))
         if not customer_ids:
             return 0

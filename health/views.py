@@ -101,7 +101,7 @@ def home(request):
 def my_book(request):
     """The customers the user owns, least healthy first."""
     as_of = selectors.latest_as_of()
-    customers = selectors.customer_scores(as_of).filter(owner=request.user)
+    customers = selectors.customer_scores().filter(owner=request.user)
     customers, sort = _ordered(customers, request.GET.get("sort", ""), "score")
 
     return render(
@@ -121,7 +121,7 @@ def my_book(request):
 def customer_list(request):
     """Every current customer: filters, search, sort and pages."""
     as_of = selectors.latest_as_of()
-    customers = selectors.customer_scores(as_of)
+    customers = selectors.customer_scores()
 
     band = request.GET.get("band", "")
     if band == Band.UNSCORED:
@@ -205,7 +205,7 @@ def focus_list(request, slug: str):
         raise Http404("No such focus list.")
 
     as_of = selectors.latest_as_of()
-    customers = selectors.customer_scores(as_of)
+    customers = selectors.customer_scores()
     if slug == "needs-attention":
         customers = customers.filter(band__in=selectors.LOW_BANDS)
     elif slug == "untapped":
@@ -513,7 +513,7 @@ def _month_ends(today: date, count: int = 12) -> list[date]:
 def dashboard(request):
     """Band mix now and by month, the biggest movers, and every CSM's book."""
     as_of = selectors.latest_as_of()
-    scores = selectors.customer_scores(as_of)
+    scores = selectors.customer_scores()
 
     books, mix_now = selectors.books_and_band_mix(scores)
     month_ends = _month_ends(jobs.today())
