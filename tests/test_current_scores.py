@@ -224,8 +224,8 @@ def test_deleting_a_customer_forgets_the_tallies(customer, model):
 def test_the_migration_fills_current_scores_from_the_snapshots_stored():
     from django.db.migrations.executor import MigrationExecutor
 
-    before = [("health", "0007_current_scores")]
-    after = [("health", "0009_fill_current_scores")]
+    before = [("health", "0007_scores_on_customers")]
+    after = [("health", "0008_fill_current_scores")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     apps = executor.loader.project_state(before).apps

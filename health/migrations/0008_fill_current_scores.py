@@ -61,7 +61,7 @@ def pack_pages(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("health", "0008_scores_on_customers"),
+        ("health", "0007_scores_on_customers"),
     ]
 
     operations = [
